@@ -1,0 +1,1 @@
+"""pedidos: a multi-node order management server."""

@@ -1,0 +1,167 @@
+"""Cluster settings: `settings.toml` plus environment overrides.
+
+The file names the cluster and its nodes; a running node is one of them.
+Everything is validated here, once, so that a bad file stops the program
+with one line naming the problem before anything is opened or written.
+
+Environment overrides: ``PEDIDOS_CONFIG`` (path of the file),
+``PEDIDOS_NODE`` (which node this process is), ``PEDIDOS_SECRET`` (the
+cluster secret) and ``PEDIDOS_DATABASE_URL`` (this node's database).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+RUTA_POR_DEFECTO = "settings.toml"
+
+
+class ErrorAjustes(Exception):
+    """A settings problem, with a one-line message fit for the terminal."""
+
+
+@dataclass(frozen=True)
+class Nodo:
+    id: str
+    host: str
+    port: int
+    database: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    secret: str
+    max_clock_drift_ms: int
+    nodes: tuple[Nodo, ...]
+    ruta: Path
+
+    def nodo(self, nodo_id: str) -> Nodo:
+        for nodo in self.nodes:
+            if nodo.id == nodo_id:
+                return nodo
+        conocidos = ", ".join(n.id for n in self.nodes)
+        raise ErrorAjustes(f"{self.ruta}: unknown node {nodo_id!r} (known: {conocidos})")
+
+
+@dataclass(frozen=True)
+class Ajustes:
+    """What one node needs to run: the cluster it belongs to and who it is."""
+
+    cluster: Cluster
+    nodo: Nodo
+
+    @property
+    def pares(self) -> tuple[Nodo, ...]:
+        return tuple(n for n in self.cluster.nodes if n.id != self.nodo.id)
+
+
+def ruta_config(ruta: str | None, entorno: Mapping[str, str] = os.environ) -> Path:
+    return Path(ruta or entorno.get("PEDIDOS_CONFIG") or RUTA_POR_DEFECTO)
+
+
+def cargar_cluster(ruta: Path, entorno: Mapping[str, str] = os.environ) -> Cluster:
+    try:
+        texto = ruta.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ErrorAjustes(f"{ruta}: settings file not found") from None
+    except OSError as e:
+        raise ErrorAjustes(f"{ruta}: cannot read settings file ({e.strerror})") from None
+    try:
+        datos = tomllib.loads(texto)
+    except tomllib.TOMLDecodeError as e:
+        raise ErrorAjustes(f"{ruta}: malformed TOML ({e})") from None
+    return _cluster_desde(datos, ruta, entorno)
+
+
+def cargar(
+    ruta: str | None = None,
+    nodo_id: str | None = None,
+    entorno: Mapping[str, str] = os.environ,
+) -> Ajustes:
+    """Load the settings of one node (``nodo_id`` or ``PEDIDOS_NODE``)."""
+    cluster = cargar_cluster(ruta_config(ruta, entorno), entorno)
+    elegido = nodo_id or entorno.get("PEDIDOS_NODE")
+    if not elegido:
+        raise ErrorAjustes("no node chosen: pass --node ID or set PEDIDOS_NODE")
+    nodo = cluster.nodo(elegido)
+    url = entorno.get("PEDIDOS_DATABASE_URL")
+    if url:
+        nodo = replace(nodo, database=_resolver_url(url, cluster.ruta.parent))
+    return Ajustes(cluster=cluster, nodo=nodo)
+
+
+def _cluster_desde(datos: dict[str, Any], ruta: Path, entorno: Mapping[str, str]) -> Cluster:
+    seccion = datos.get("cluster")
+    if not isinstance(seccion, dict):
+        raise ErrorAjustes(f"{ruta}: missing [cluster] table")
+    nombre = _texto(seccion, "name", ruta, "[cluster]")
+    secreto = entorno.get("PEDIDOS_SECRET") or _texto(seccion, "secret", ruta, "[cluster]")
+    deriva = seccion.get("max_clock_drift_ms", 500)
+    if not isinstance(deriva, int) or isinstance(deriva, bool) or deriva <= 0:
+        raise ErrorAjustes(f"{ruta}: [cluster] max_clock_drift_ms must be a positive integer")
+
+    lista = datos.get("nodes")
+    if not isinstance(lista, list) or not lista:
+        raise ErrorAjustes(f"{ruta}: no [[nodes]] declared")
+    nodos: list[Nodo] = []
+    for i, entrada in enumerate(lista, start=1):
+        donde = f"[[nodes]] #{i}"
+        if not isinstance(entrada, dict):
+            raise ErrorAjustes(f"{ruta}: {donde} is not a table")
+        nodo_id = _texto(entrada, "id", ruta, donde)
+        port = entrada.get("port")
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            raise ErrorAjustes(f"{ruta}: {donde} ({nodo_id}) port must be an integer 1-65535")
+        nodos.append(
+            Nodo(
+                id=nodo_id,
+                host=_texto(entrada, "host", ruta, donde),
+                port=port,
+                database=_resolver_url(_texto(entrada, "database", ruta, donde), ruta.parent),
+            )
+        )
+    _sin_repetidos([n.id for n in nodos], "node id", ruta)
+    _sin_repetidos([(n.host, n.port) for n in nodos], "host and port", ruta)
+    return Cluster(
+        name=nombre,
+        secret=secreto,
+        max_clock_drift_ms=deriva,
+        nodes=tuple(nodos),
+        ruta=ruta,
+    )
+
+
+def _texto(tabla: dict[str, Any], clave: str, ruta: Path, donde: str) -> str:
+    valor = tabla.get(clave)
+    if not isinstance(valor, str) or not valor.strip():
+        raise ErrorAjustes(f"{ruta}: {donde} needs a non-empty string {clave!r}")
+    return valor
+
+
+def _sin_repetidos(valores: list[Any], que: str, ruta: Path) -> None:
+    vistos: set[Any] = set()
+    for valor in valores:
+        if valor in vistos:
+            mostrado = ":".join(map(str, valor)) if isinstance(valor, tuple) else valor
+            raise ErrorAjustes(f"{ruta}: duplicate {que} {mostrado}")
+        vistos.add(valor)
+
+
+def _resolver_url(url: str, base: Path) -> str:
+    """Relative SQLite paths are relative to the settings file, not the cwd."""
+    prefijo = "sqlite+aiosqlite:///"
+    if url.startswith(prefijo):
+        camino = url[len(prefijo) :]
+        if camino and camino != ":memory:" and not Path(camino).is_absolute():
+            return prefijo + str((base / camino).resolve())
+    return url

@@ -1,0 +1,218 @@
+"""The store of one node: stamping, serializing and committing changes.
+
+Two entrances, one path:
+
+- :meth:`Almacen.escribir` runs a domain operation inside the write lock and
+  one transaction. The operation reads what it needs through the
+  :class:`Escritura` it is given and declares changes; the store stamps them
+  ``(origen, seq, hlc)`` and hands them to ``apply``. ``seq`` and the clock's
+  high-water mark are stored in the same transaction, so a crash rolls back
+  both the changes and their numbers.
+- :meth:`Almacen.fusionar` takes changes from a peer, drops those already
+  here, keeps each origin gap-free (a change past a gap waits for a later
+  round), refuses the whole batch if one is stamped too far ahead, and hands
+  the rest to the same ``apply``.
+
+After each commit the applied changes go to the observers (subscriptions,
+peer streams). Observers are plain callbacks and must not block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from servidor.almacen import modelos as m
+from servidor.almacen.aplicar import aplicar
+from servidor.almacen.motor import Motores, abrir
+from sync import reglas
+from sync.cambios import Cambio, validar
+from sync.reloj import Reloj, reloj_de_pared
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Observador = Callable[[Sequence[Cambio]], None]
+
+# Fields whose writes remember the stamp they replaced, to recognise clashes.
+CON_BASE = {("pedido", "estado")}
+
+
+@dataclass
+class Escritura:
+    """What a domain operation sees inside the write lock."""
+
+    conn: AsyncConnection
+    nodo_id: str
+    campos: list[tuple[str, str, str, Any]] = field(default_factory=list)
+    stock: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def poner(self, entidad: str, clave: str, campo: str, valor: Any) -> None:
+        self.campos.append((entidad, clave, campo, valor))
+
+    def sumar_stock(self, producto_id: str, campo: str, unidades: int) -> None:
+        """Grow this node's ``entradas`` or ``salidas`` entry of a product."""
+        k = (producto_id, campo)
+        self.stock[k] = self.stock.get(k, 0) + unidades
+
+
+@dataclass(frozen=True)
+class ResultadoFusion:
+    aplicados: list[Cambio]
+    duplicados: int
+    pendientes: int
+
+
+class Almacen:
+    def __init__(self, motores: Motores, nodo_id: str, reloj: Reloj, siguiente_seq: int, vector: dict[str, int]):
+        self.motores = motores
+        self.nodo_id = nodo_id
+        self.reloj = reloj
+        self._siguiente_seq = siguiente_seq
+        self._vector = vector
+        self._cerrojo = asyncio.Lock()
+        self._observadores: list[Observador] = []
+
+    @classmethod
+    async def abrir(
+        cls,
+        url: str,
+        nodo_id: str,
+        max_deriva_ms: int = 500,
+        ahora: Callable[[], int] = reloj_de_pared,
+    ) -> Almacen:
+        motores = await abrir(url)
+        async with motores.escritura.begin() as conn:
+            fila = (await conn.execute(select(m.estado_nodo).where(m.estado_nodo.c.nodo_id == nodo_id))).first()
+            if fila is None:
+                await conn.execute(insert(m.estado_nodo).values(nodo_id=nodo_id, hlc=0, siguiente_seq=1))
+                hlc, siguiente = 0, 1
+            else:
+                hlc, siguiente = fila.hlc, fila.siguiente_seq
+            c = m.cambios.c
+            vector = {o: s for o, s in await conn.execute(select(c.origen, func.max(c.seq)).group_by(c.origen))}
+        siguiente = max(siguiente, vector.get(nodo_id, 0) + 1)
+        log.info("%s: store open (%s), next seq %d, hlc %d", nodo_id, motores.dialecto, siguiente, hlc)
+        return cls(motores, nodo_id, Reloj(hlc, max_deriva_ms, ahora), siguiente, vector)
+
+    async def cerrar(self) -> None:
+        await self.motores.cerrar()
+
+    @property
+    def vector(self) -> dict[str, int]:
+        """Version vector: per origin, the highest seq applied (gap-free)."""
+        return dict(self._vector)
+
+    def observar(self, fn: Observador) -> Callable[[], None]:
+        self._observadores.append(fn)
+        return lambda: self._observadores.remove(fn)
+
+    @asynccontextmanager
+    async def leer(self) -> AsyncIterator[AsyncConnection]:
+        async with self.motores.lectura.connect() as conn:
+            yield conn
+
+    async def escribir(self, operacion: Callable[[Escritura], Awaitable[T]]) -> T:
+        async with self._cerrojo:
+            async with self.motores.escritura.begin() as conn:
+                tx = Escritura(conn, self.nodo_id)
+                resultado = await operacion(tx)
+                lote = await self._sellar(tx)
+                await aplicar(conn, lote)
+                await self._guardar_estado(conn, self._siguiente_seq + len(lote))
+            self._siguiente_seq += len(lote)
+            if lote:
+                self._vector[self.nodo_id] = lote[-1].seq
+        self._avisar(lote)
+        return resultado
+
+    async def fusionar(self, cambios: Sequence[Cambio]) -> ResultadoFusion:
+        async with self._cerrojo:
+            vector = dict(self._vector)
+            lote: list[Cambio] = []
+            duplicados = pendientes = 0
+            for c in sorted(cambios, key=lambda c: (c.origen, c.seq)):
+                validar(c)
+                visto = vector.get(c.origen, 0)
+                if c.seq <= visto:
+                    duplicados += 1
+                elif c.seq == visto + 1:
+                    vector[c.origen] = c.seq
+                    lote.append(c)
+                else:
+                    pendientes += 1
+            for c in lote:
+                self.reloj.comprobar(c.hlc)
+            if lote:
+                self.reloj.observar(max(c.hlc for c in lote))
+                siguiente = max(self._siguiente_seq, vector.get(self.nodo_id, 0) + 1)
+                async with self.motores.escritura.begin() as conn:
+                    await aplicar(conn, lote)
+                    await self._guardar_estado(conn, siguiente)
+                self._vector = vector
+                self._siguiente_seq = siguiente
+        self._avisar(lote)
+        return ResultadoFusion(lote, duplicados, pendientes)
+
+    async def _sellar(self, tx: Escritura) -> list[Cambio]:
+        """Turn declared writes into stamped changes, in declaration order."""
+        bases: dict[tuple[str, str, str], str] = {}
+        for entidad, clave, campo, _ in tx.campos:
+            if (entidad, campo) in CON_BASE:
+                s = m.sellos.c
+                fila = (
+                    await tx.conn.execute(
+                        select(s.hlc, s.origen).where(s.entidad == entidad, s.clave == clave, s.campo == campo)
+                    )
+                ).first()
+                if fila is not None:
+                    bases[(entidad, clave, campo)] = reglas.sello_texto((fila.hlc, fila.origen))
+        declarados: list[tuple[str, str, str, Any]] = list(tx.campos)
+        if tx.stock:
+            c = m.contadores_stock.c
+            ids = sorted({pid for pid, _ in tx.stock})
+            filas = await tx.conn.execute(
+                select(c.producto_id, c.entradas, c.salidas).where(c.nodo == self.nodo_id, c.producto_id.in_(ids))
+            )
+            actuales = {f.producto_id: {"entradas": f.entradas, "salidas": f.salidas} for f in filas}
+            for (pid, campo), unidades in sorted(tx.stock.items()):
+                if unidades:
+                    total = actuales.get(pid, {}).get(campo, 0) + unidades
+                    declarados.append(("stock", pid, campo, total))
+        lote = []
+        for n, (entidad, clave, campo, valor) in enumerate(declarados):
+            lote.append(
+                Cambio(
+                    origen=self.nodo_id,
+                    seq=self._siguiente_seq + n,
+                    hlc=self.reloj.tic(),
+                    entidad=entidad,
+                    clave=clave,
+                    campo=campo,
+                    valor=valor,
+                    base=bases.get((entidad, clave, campo)),
+                )
+            )
+        return [validar(c) for c in lote]
+
+    async def _guardar_estado(self, conn: AsyncConnection, siguiente_seq: int) -> None:
+        await conn.execute(
+            update(m.estado_nodo)
+            .where(m.estado_nodo.c.nodo_id == self.nodo_id)
+            .values(hlc=self.reloj.ultimo, siguiente_seq=siguiente_seq)
+        )
+
+    def _avisar(self, lote: Sequence[Cambio]) -> None:
+        if not lote:
+            return
+        for fn in list(self._observadores):
+            try:
+                fn(lote)
+            except Exception:
+                log.exception("%s: observer failed", self.nodo_id)

@@ -1,0 +1,252 @@
+"""``apply``: the one path by which changes reach the database.
+
+Given a batch of changes that are new to this node (the caller has dropped
+duplicates and kept each origin gap-free), inside one open transaction:
+
+1. append them to the change log;
+2. last-writer-wins fields: keep, per field, the batch's best write, compare
+   it with the stored winner in ``sellos`` and, where it wins, write the stamp
+   and the column of the materialized row (``items`` become ``pedido_items``);
+3. stock entries: ``max`` of the stored entry and the batch's values;
+4. concurrent ``estado`` writes (same base, different write) become rows of
+   ``conflictos``, one per pair, ordered by stamp, so every node records the
+   same clashes whatever the arrival order;
+5. recompute ``productos.stock`` for every product the batch touched.
+
+Everything is set-based: a batch costs a handful of statements per table,
+not per change.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from servidor.almacen import modelos as m
+from sync import reglas
+from sync.cambios import Cambio, codificar
+
+TABLAS = {"cliente": m.clientes, "producto": m.productos, "pedido": m.pedidos}
+TROZO = 500
+
+
+def trozos(valores: Sequence[Any], n: int = TROZO) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(valores), n):
+        yield valores[i : i + n]
+
+
+async def aplicar(conn: AsyncConnection, lote: Sequence[Cambio]) -> None:
+    if not lote:
+        return
+    await conn.execute(insert(m.cambios), [c.a_fila() for c in lote])
+    productos_tocados: set[str] = set()
+    pedidos_con_estado = await _aplicar_lww(conn, [c for c in lote if c.entidad != "stock"], productos_tocados)
+    await _aplicar_contadores(conn, [c for c in lote if c.entidad == "stock"], productos_tocados)
+    await _registrar_conflictos(conn, [c for c in lote if c.campo == "estado" and c.base])
+    if pedidos_con_estado:
+        for parte in trozos(sorted(pedidos_con_estado)):
+            filas = await conn.execute(
+                select(m.pedido_items.c.producto_id).where(m.pedido_items.c.pedido_id.in_(parte)).distinct()
+            )
+            productos_tocados.update(filas.scalars())
+    await recalcular_stock(conn, sorted(productos_tocados))
+
+
+async def _aplicar_lww(conn: AsyncConnection, lote: Sequence[Cambio], productos_tocados: set[str]) -> set[str]:
+    """Apply LWW writes; answer the orders whose ``estado`` or items changed."""
+    mejores: dict[tuple[str, str, str], Cambio] = {}
+    for c in lote:
+        k = (c.entidad, c.clave, c.campo)
+        actual = mejores.get(k)
+        if actual is None or c.sello > actual.sello:
+            mejores[k] = c
+    if not mejores:
+        return set()
+
+    guardados: dict[tuple[str, str, str], tuple[int, str]] = {}
+    claves = sorted({k[1] for k in mejores})
+    for parte in trozos(claves):
+        filas = await conn.execute(select(m.sellos).where(m.sellos.c.clave.in_(parte)))
+        for f in filas:
+            guardados[(f.entidad, f.clave, f.campo)] = (f.hlc, f.origen)
+
+    ganadores = [c for k, c in mejores.items() if reglas.gana(c.sello, guardados.get(k))]
+    if not ganadores:
+        return set()
+    nuevos = [c for c in ganadores if (c.entidad, c.clave, c.campo) not in guardados]
+    viejos = [c for c in ganadores if (c.entidad, c.clave, c.campo) in guardados]
+    if nuevos:
+        await conn.execute(
+            insert(m.sellos),
+            [{"entidad": c.entidad, "clave": c.clave, "campo": c.campo, "hlc": c.hlc, "origen": c.origen} for c in nuevos],
+        )
+    if viejos:
+        s = m.sellos.c
+        await conn.execute(
+            update(m.sellos)
+            .where(and_(s.entidad == bindparam("_e"), s.clave == bindparam("_k"), s.campo == bindparam("_c")))
+            .values(hlc=bindparam("_h"), origen=bindparam("_o")),
+            [{"_e": c.entidad, "_k": c.clave, "_c": c.campo, "_h": c.hlc, "_o": c.origen} for c in viejos],
+        )
+
+    filas_nuevas: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
+    items: dict[str, list[dict[str, Any]]] = {}
+    pedidos_con_estado: set[str] = set()
+    for c in ganadores:
+        if c.entidad == "pedido" and c.campo == "items":
+            items[c.clave] = c.valor
+            pedidos_con_estado.add(c.clave)
+            continue
+        if c.entidad == "pedido" and c.campo == "estado":
+            pedidos_con_estado.add(c.clave)
+        filas_nuevas[(c.entidad, c.clave)][c.campo] = c.valor
+        if c.entidad == "producto":
+            productos_tocados.add(c.clave)
+    for entidad, tabla in TABLAS.items():
+        cambios_fila = {k[1]: v for k, v in filas_nuevas.items() if k[0] == entidad}
+        cambios_fila.update({pid: {} for pid in items if entidad == "pedido" and pid not in cambios_fila})
+        await _escribir_filas(conn, tabla, cambios_fila)
+    await _escribir_items(conn, items)
+    return pedidos_con_estado
+
+
+async def _escribir_filas(conn: AsyncConnection, tabla: Any, filas: dict[str, dict[str, Any]]) -> None:
+    if not filas:
+        return
+    existentes: set[str] = set()
+    ids = sorted(filas)
+    for parte in trozos(ids):
+        existentes.update((await conn.execute(select(tabla.c.id).where(tabla.c.id.in_(parte)))).scalars())
+    por_forma: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    altas: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for id_, valores in filas.items():
+        forma = tuple(sorted(valores))
+        if id_ in existentes:
+            if valores:
+                por_forma[forma].append({"_id": id_, **{f"v_{k}": v for k, v in valores.items()}})
+        else:
+            altas[forma].append({"id": id_, **valores})
+    for forma, lote in altas.items():
+        await conn.execute(insert(tabla), lote)
+    for forma, lote in por_forma.items():
+        await conn.execute(
+            update(tabla).where(tabla.c.id == bindparam("_id")).values({k: bindparam(f"v_{k}") for k in forma}),
+            lote,
+        )
+
+
+async def _escribir_items(conn: AsyncConnection, items: dict[str, list[dict[str, Any]]]) -> None:
+    if not items:
+        return
+    for parte in trozos(sorted(items)):
+        await conn.execute(delete(m.pedido_items).where(m.pedido_items.c.pedido_id.in_(parte)))
+    await conn.execute(
+        insert(m.pedido_items),
+        [
+            {"pedido_id": pid, "linea": n, **item}
+            for pid, lineas in items.items()
+            for n, item in enumerate(lineas, start=1)
+        ],
+    )
+
+
+async def _aplicar_contadores(conn: AsyncConnection, lote: Sequence[Cambio], productos_tocados: set[str]) -> None:
+    """Stock entries are grow-only per origin: keep the max of every value seen."""
+    maximos: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for c in lote:
+        entrada = maximos[(c.clave, c.origen)]
+        entrada[c.campo] = reglas.fusionar_contador(entrada.get(c.campo), c.valor)
+    if not maximos:
+        return
+    guardados: dict[tuple[str, str], dict[str, int]] = {}
+    productos = sorted({k[0] for k in maximos})
+    productos_tocados.update(productos)
+    for parte in trozos(productos):
+        filas = await conn.execute(select(m.contadores_stock).where(m.contadores_stock.c.producto_id.in_(parte)))
+        for f in filas:
+            guardados[(f.producto_id, f.nodo)] = {"entradas": f.entradas, "salidas": f.salidas}
+    altas, cambios = [], []
+    for (pid, nodo), valores in maximos.items():
+        previo = guardados.get((pid, nodo))
+        if previo is None:
+            altas.append({"producto_id": pid, "nodo": nodo, "entradas": 0, "salidas": 0, **valores})
+            continue
+        fusion = {k: reglas.fusionar_contador(previo[k], v) for k, v in valores.items()}
+        fusion = {**previo, **fusion}
+        if fusion != previo:
+            cambios.append({"_p": pid, "_n": nodo, "_e": fusion["entradas"], "_s": fusion["salidas"]})
+    if altas:
+        await conn.execute(insert(m.contadores_stock), altas)
+    if cambios:
+        t = m.contadores_stock.c
+        await conn.execute(
+            update(m.contadores_stock)
+            .where(and_(t.producto_id == bindparam("_p"), t.nodo == bindparam("_n")))
+            .values(entradas=bindparam("_e"), salidas=bindparam("_s")),
+            cambios,
+        )
+
+
+async def _registrar_conflictos(conn: AsyncConnection, lote: Sequence[Cambio]) -> None:
+    """Record every pair of ``estado`` writes that share a base (neither saw the other)."""
+    if not lote:
+        return
+    c = m.cambios.c
+    pares: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for cambio in lote:
+        hermanos = await conn.execute(
+            select(c.origen, c.hlc, c.valor).where(
+                c.entidad == cambio.entidad,
+                c.clave == cambio.clave,
+                c.campo == cambio.campo,
+                c.base == cambio.base,
+            )
+        )
+        for h in hermanos:
+            if (h.hlc, h.origen) == cambio.sello:
+                continue
+            a = {"sello": cambio.sello, "valor": codificar(cambio.valor)}
+            b = {"sello": (h.hlc, h.origen), "valor": h.valor}
+            ganador, perdedor = (a, b) if a["sello"] > b["sello"] else (b, a)
+            clave = (cambio.clave, reglas.sello_texto(ganador["sello"]), reglas.sello_texto(perdedor["sello"]))
+            pares[clave] = {
+                "pedido_id": clave[0],
+                "ganador": clave[1],
+                "perdedor": clave[2],
+                "campo": cambio.campo,
+                "valor_ganador": ganador["valor"],
+                "valor_perdedor": perdedor["valor"],
+                "base": cambio.base,
+            }
+    if not pares:
+        return
+    t = m.conflictos.c
+    existentes = await conn.execute(
+        select(t.pedido_id, t.ganador, t.perdedor).where(t.pedido_id.in_(sorted({k[0] for k in pares})))
+    )
+    for fila in existentes:
+        pares.pop((fila.pedido_id, fila.ganador, fila.perdedor), None)
+    if pares:
+        await conn.execute(insert(m.conflictos), list(pares.values()))
+
+
+async def recalcular_stock(conn: AsyncConnection, productos: Sequence[str]) -> None:
+    """stock = Σ entradas − Σ salidas + Σ units of cancelled orders (see sync.reglas)."""
+    p, cs, it, pe = m.productos, m.contadores_stock, m.pedido_items, m.pedidos
+    contadores = (
+        select(func.coalesce(func.sum(cs.c.entradas - cs.c.salidas), 0))
+        .where(cs.c.producto_id == p.c.id)
+        .scalar_subquery()
+    )
+    devueltas = (
+        select(func.coalesce(func.sum(it.c.cantidad), 0))
+        .select_from(it.join(pe, pe.c.id == it.c.pedido_id))
+        .where(it.c.producto_id == p.c.id, pe.c.estado == "cancelado")
+        .scalar_subquery()
+    )
+    for parte in trozos(productos):
+        await conn.execute(update(p).where(p.c.id.in_(parte)).values(stock=contadores + devueltas))

@@ -1,0 +1,173 @@
+"""Reads of the materialized state, shaped as plain dicts.
+
+An entity is visible once its creation has been applied (``creado_en`` is
+set) and until it is deleted (tombstone). Batch readers (``*_por_ids``) serve
+the GraphQL loaders, so that a list of orders with their clients and items
+costs a fixed number of statements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from servidor.almacen import modelos as m
+from servidor.almacen.aplicar import trozos
+
+CAMPOS_CLIENTE = ("id", "nombre", "email", "telefono", "direccion", "creado_en")
+CAMPOS_PRODUCTO = ("id", "nombre", "descripcion", "precio", "stock", "creado_en")
+CAMPOS_PEDIDO = ("id", "cliente_id", "estado", "total", "creado_en", "nodo_origen")
+CAMPOS_ITEM = ("producto_id", "cantidad", "precio_unitario", "subtotal")
+
+
+def _visibles(tabla: Any) -> Any:
+    condicion = tabla.c.creado_en.is_not(None)
+    if "eliminado" in tabla.c:
+        condicion = condicion & (tabla.c.eliminado == False)  # noqa: E712
+    return condicion
+
+
+def _fila(fila: Any, campos: Sequence[str]) -> dict[str, Any]:
+    return {k: getattr(fila, k) for k in campos}
+
+
+async def _por_ids(conn: AsyncConnection, tabla: Any, campos: Sequence[str], ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    encontrados: dict[str, dict[str, Any]] = {}
+    for parte in trozos(sorted(set(ids))):
+        filas = await conn.execute(select(tabla).where(tabla.c.id.in_(parte), _visibles(tabla)))
+        encontrados.update({f.id: _fila(f, campos) for f in filas})
+    return encontrados
+
+
+async def clientes(conn: AsyncConnection) -> list[dict[str, Any]]:
+    t = m.clientes
+    filas = await conn.execute(select(t).where(_visibles(t)).order_by(t.c.creado_en, t.c.id))
+    return [_fila(f, CAMPOS_CLIENTE) for f in filas]
+
+
+async def clientes_por_ids(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    return await _por_ids(conn, m.clientes, CAMPOS_CLIENTE, ids)
+
+
+async def cliente(conn: AsyncConnection, id: str) -> dict[str, Any] | None:
+    return (await clientes_por_ids(conn, [id])).get(id)
+
+
+async def productos(conn: AsyncConnection) -> list[dict[str, Any]]:
+    t = m.productos
+    filas = await conn.execute(select(t).where(_visibles(t)).order_by(t.c.creado_en, t.c.id))
+    return [_fila(f, CAMPOS_PRODUCTO) for f in filas]
+
+
+async def productos_por_ids(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    return await _por_ids(conn, m.productos, CAMPOS_PRODUCTO, ids)
+
+
+async def producto(conn: AsyncConnection, id: str) -> dict[str, Any] | None:
+    return (await productos_por_ids(conn, [id])).get(id)
+
+
+async def items_por_pedidos(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    t = m.pedido_items
+    items: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for parte in trozos(sorted(set(ids))):
+        filas = await conn.execute(select(t).where(t.c.pedido_id.in_(parte)).order_by(t.c.pedido_id, t.c.linea))
+        for f in filas:
+            items[f.pedido_id].append(_fila(f, CAMPOS_ITEM))
+    return items
+
+
+async def pedidos(
+    conn: AsyncConnection, estado: str | None = None, cliente_id: str | None = None, con_items: bool = True
+) -> list[dict[str, Any]]:
+    t = m.pedidos
+    consulta = select(t).where(_visibles(t))
+    if estado is not None:
+        consulta = consulta.where(t.c.estado == estado)
+    if cliente_id is not None:
+        consulta = consulta.where(t.c.cliente_id == cliente_id)
+    lista = [_fila(f, CAMPOS_PEDIDO) for f in await conn.execute(consulta.order_by(t.c.creado_en, t.c.id))]
+    if con_items and lista:
+        items = await _items_de_todos(conn, consulta)
+        for p in lista:
+            p["items"] = items.get(p["id"], [])
+    return lista
+
+
+async def _items_de_todos(conn: AsyncConnection, consulta: Any) -> dict[str, list[dict[str, Any]]]:
+    """Items of every order a list selected, in one statement."""
+    ids = consulta.with_only_columns(m.pedidos.c.id).scalar_subquery()
+    t = m.pedido_items
+    items: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    filas = await conn.execute(select(t).where(t.c.pedido_id.in_(ids)).order_by(t.c.pedido_id, t.c.linea))
+    for f in filas:
+        items[f.pedido_id].append(_fila(f, CAMPOS_ITEM))
+    return items
+
+
+async def pedidos_por_ids(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    encontrados = await _por_ids(conn, m.pedidos, CAMPOS_PEDIDO, ids)
+    items = await items_por_pedidos(conn, list(encontrados))
+    for id_, p in encontrados.items():
+        p["items"] = items.get(id_, [])
+    return encontrados
+
+
+async def pedido(conn: AsyncConnection, id: str) -> dict[str, Any] | None:
+    return (await pedidos_por_ids(conn, [id])).get(id)
+
+
+async def existe_eliminado(conn: AsyncConnection, tabla: Any, id: str) -> bool:
+    fila = (await conn.execute(select(tabla.c.eliminado).where(tabla.c.id == id))).first()
+    return bool(fila and fila.eliminado)
+
+
+async def conflictos(conn: AsyncConnection) -> list[dict[str, Any]]:
+    t = m.conflictos
+    filas = await conn.execute(select(t).order_by(t.c.pedido_id, t.c.ganador, t.c.perdedor))
+    return [dict(f._mapping) for f in filas]
+
+
+async def cuenta_cambios(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.count()).select_from(m.cambios))).scalar_one())
+
+
+async def cambios_de(conn: AsyncConnection, origen: str) -> list[Any]:
+    c = m.cambios.c
+    return list(await conn.execute(select(m.cambios).where(c.origen == origen).order_by(c.seq)))
+
+
+# Tables that make up the replicated state, with their sort keys. ``sellos``
+# is included: equal rows with different winning stamps are not converged.
+_ESTADO = (
+    (m.clientes, ("id",)),
+    (m.productos, ("id",)),
+    (m.pedidos, ("id",)),
+    (m.pedido_items, ("pedido_id", "linea")),
+    (m.contadores_stock, ("producto_id", "nodo")),
+    (m.sellos, ("entidad", "clave", "campo")),
+    (m.conflictos, ("pedido_id", "ganador", "perdedor")),
+)
+
+
+async def digest(conn: AsyncConnection) -> str:
+    """Canonical digest of the replicated state: equal on converged nodes."""
+    h = hashlib.sha256()
+    for tabla, orden in _ESTADO:
+        h.update(tabla.name.encode())
+        filas = await conn.execute(select(tabla).order_by(*(tabla.c[k] for k in orden)))
+        for f in filas:
+            h.update(repr(tuple(_canonico(v) for v in f)).encode())
+    return h.hexdigest()
+
+
+def _canonico(v: Any) -> Any:
+    # Backends return money, booleans and integers in different Python types.
+    if isinstance(v, bool):
+        return int(v)
+    return str(v) if v is not None else None

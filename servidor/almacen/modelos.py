@@ -1,0 +1,182 @@
+"""Tables of a node's database (SQLAlchemy Core).
+
+``cambios`` is the truth: the change log, one row per change, gap-free per
+origin. Every other table is materialized from it by ``apply``:
+
+- ``clientes``, ``productos``, ``pedidos``, ``pedido_items``: the rows the API
+  reads; ``productos.stock`` is derived from the counters and the cancelled
+  orders.
+- ``sellos``: the winning stamp of every last-writer-wins field.
+- ``contadores_stock``: each origin's grow-only entries per product.
+- ``conflictos``: concurrent ``estado`` writes, derived from the log, so every
+  node lists the same clashes.
+- ``estado_nodo``: this node's HLC high-water mark and next local ``seq``.
+
+``database.sql`` creates the same schema for MySQL/MariaDB; a test compares
+the two.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    false,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+metadata = MetaData()
+
+# Binary collation: ids and origins compare byte for byte, as in SQLite and Python.
+MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+
+ID = String(64)
+
+
+class Dinero(TypeDecorator[Decimal]):
+    """Exact money: DECIMAL(12,2) on MySQL; text on SQLite, whose NUMERIC is a float."""
+
+    impl = Numeric(12, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(32))
+        return dialect.type_descriptor(Numeric(12, 2))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        d = Decimal(value).quantize(Decimal("0.01"))
+        return str(d) if dialect.name == "sqlite" else d
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value).quantize(Decimal("0.01"))
+
+
+DINERO = Dinero()
+
+clientes = Table(
+    "clientes",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("nombre", String(2000)),
+    Column("email", String(2000)),
+    Column("telefono", String(2000)),
+    Column("direccion", String(2000)),
+    Column("creado_en", String(40)),
+    Column("eliminado", Boolean, nullable=False, server_default=false()),
+    **MYSQL,
+)
+
+productos = Table(
+    "productos",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("nombre", String(2000)),
+    Column("descripcion", String(2000)),
+    Column("precio", DINERO),
+    Column("stock", BigInteger, nullable=False, server_default=text("0")),
+    Column("creado_en", String(40)),
+    **MYSQL,
+)
+
+pedidos = Table(
+    "pedidos",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("cliente_id", ID),
+    Column("estado", String(16)),
+    Column("total", DINERO),
+    Column("creado_en", String(40)),
+    Column("nodo_origen", ID),
+    Column("eliminado", Boolean, nullable=False, server_default=false()),
+    Index("ix_pedidos_estado", "estado"),
+    Index("ix_pedidos_cliente_id", "cliente_id"),
+    **MYSQL,
+)
+
+pedido_items = Table(
+    "pedido_items",
+    metadata,
+    Column("pedido_id", ID, primary_key=True),
+    Column("linea", Integer, primary_key=True, autoincrement=False),
+    Column("producto_id", ID, nullable=False),
+    Column("cantidad", BigInteger, nullable=False),
+    Column("precio_unitario", DINERO, nullable=False),
+    Column("subtotal", DINERO, nullable=False),
+    Index("ix_pedido_items_producto_id", "producto_id"),
+    **MYSQL,
+)
+
+cambios = Table(
+    "cambios",
+    metadata,
+    Column("origen", ID, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("hlc", BigInteger, nullable=False),
+    Column("entidad", String(16), nullable=False),
+    Column("clave", ID, nullable=False),
+    Column("campo", String(32), nullable=False),
+    Column("valor", Text, nullable=False),
+    Column("base", String(100)),
+    Index("ix_cambios_hlc", "hlc", "origen"),
+    Index("ix_cambios_entidad", "entidad", "clave", "campo"),
+    **MYSQL,
+)
+
+sellos = Table(
+    "sellos",
+    metadata,
+    Column("entidad", String(16), primary_key=True),
+    Column("clave", ID, primary_key=True),
+    Column("campo", String(32), primary_key=True),
+    Column("hlc", BigInteger, nullable=False),
+    Column("origen", ID, nullable=False),
+    **MYSQL,
+)
+
+contadores_stock = Table(
+    "contadores_stock",
+    metadata,
+    Column("producto_id", ID, primary_key=True),
+    Column("nodo", ID, primary_key=True),
+    Column("entradas", BigInteger, nullable=False, server_default=text("0")),
+    Column("salidas", BigInteger, nullable=False, server_default=text("0")),
+    **MYSQL,
+)
+
+conflictos = Table(
+    "conflictos",
+    metadata,
+    Column("pedido_id", ID, primary_key=True),
+    Column("ganador", String(100), primary_key=True),
+    Column("perdedor", String(100), primary_key=True),
+    Column("campo", String(32), nullable=False),
+    Column("valor_ganador", Text, nullable=False),
+    Column("valor_perdedor", Text, nullable=False),
+    Column("base", String(100), nullable=False),
+    **MYSQL,
+)
+
+estado_nodo = Table(
+    "estado_nodo",
+    metadata,
+    Column("nodo_id", ID, primary_key=True),
+    Column("hlc", BigInteger, nullable=False),
+    Column("siguiente_seq", BigInteger, nullable=False),
+    **MYSQL,
+)

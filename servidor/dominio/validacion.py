@@ -1,0 +1,166 @@
+"""Checking what a client sent, before anything is read or written.
+
+Each function takes the decoded body (any JSON value) and returns clean
+values or raises :class:`Validacion` naming the field. Unknown fields are
+refused rather than ignored: a typo in a field name should not silently
+drop the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from servidor.errores import Validacion
+from sync.cambios import ESTADOS, MAX_ITEMS, es_id
+
+MAX_NOMBRE = 200
+MAX_EMAIL = 254
+MAX_TELEFONO = 50
+MAX_TEXTO_LARGO = 2000
+MAX_PRECIO = Decimal("9999999999.99")
+MAX_CANTIDAD = 1_000_000
+MAX_STOCK = 1_000_000_000
+
+
+def objeto(datos: Any, permitidos: set[str], que: str) -> Mapping[str, Any]:
+    if not isinstance(datos, Mapping):
+        raise Validacion(f"{que} must be a JSON object", {"campo": None})
+    desconocidos = sorted(set(datos) - permitidos)
+    if desconocidos:
+        raise Validacion(
+            f"unknown field {desconocidos[0]!r} in {que}",
+            {"campo": desconocidos[0], "permitidos": sorted(permitidos)},
+        )
+    return datos
+
+
+def requeridos(datos: Mapping[str, Any], campos: tuple[str, ...]) -> None:
+    for campo in campos:
+        if datos.get(campo) is None:
+            raise Validacion(f"{campo!r} is required", {"campo": campo})
+
+
+def texto(valor: Any, campo: str, maximo: int, nulo: bool = False) -> str | None:
+    if valor is None and nulo:
+        return None
+    if not isinstance(valor, str):
+        raise Validacion(f"{campo!r} must be a string", {"campo": campo})
+    limpio = valor.strip()
+    if not limpio and not nulo:
+        raise Validacion(f"{campo!r} must not be empty", {"campo": campo})
+    if len(limpio) > maximo:
+        raise Validacion(f"{campo!r} is longer than {maximo} characters", {"campo": campo})
+    return limpio or None
+
+
+def email(valor: Any) -> str:
+    bruto = texto(valor, "email", MAX_EMAIL)
+    assert bruto is not None
+    try:
+        return validate_email(bruto, check_deliverability=False).normalized
+    except EmailNotValidError as e:
+        raise Validacion(f"'email' is not a valid address: {e}", {"campo": "email"}) from None
+
+
+def entero(valor: Any, campo: str, minimo: int, maximo: int) -> int:
+    if not isinstance(valor, int) or isinstance(valor, bool):
+        raise Validacion(f"{campo!r} must be an integer", {"campo": campo})
+    if not minimo <= valor <= maximo:
+        raise Validacion(f"{campo!r} must be between {minimo} and {maximo}", {"campo": campo})
+    return valor
+
+
+def dinero(valor: Any, campo: str) -> Decimal:
+    """Money from a JSON number or a decimal string; at most two decimals."""
+    if isinstance(valor, bool) or not isinstance(valor, (int, float, str, Decimal)):
+        raise Validacion(f"{campo!r} must be a number or a decimal string", {"campo": campo})
+    try:
+        # str() first: a float's repr is the shortest exact decimal of what was typed.
+        d = Decimal(str(valor))
+    except InvalidOperation:
+        raise Validacion(f"{campo!r} is not a number", {"campo": campo}) from None
+    if not d.is_finite() or d < 0 or d > MAX_PRECIO:
+        raise Validacion(f"{campo!r} must be between 0 and {MAX_PRECIO}", {"campo": campo})
+    if d != d.quantize(Decimal("0.01")):
+        raise Validacion(f"{campo!r} has more than two decimals", {"campo": campo})
+    return d.quantize(Decimal("0.01"))
+
+
+def identificador(valor: Any, campo: str) -> str:
+    if not es_id(valor):
+        raise Validacion(f"{campo!r} must be an id", {"campo": campo})
+    assert isinstance(valor, str)
+    return valor
+
+
+def estado(valor: Any) -> str:
+    if valor not in ESTADOS:
+        raise Validacion(f"'estado' must be one of {', '.join(ESTADOS)}", {"campo": "estado", "permitidos": list(ESTADOS)})
+    assert isinstance(valor, str)
+    return valor
+
+
+CAMPOS_CLIENTE = {"nombre", "email", "telefono", "direccion"}
+CAMPOS_PRODUCTO = {"nombre", "descripcion", "precio", "stock"}
+
+
+def cliente(datos: Any, parcial: bool = False) -> dict[str, Any]:
+    datos = objeto(datos, CAMPOS_CLIENTE, "cliente")
+    if not parcial:
+        requeridos(datos, ("nombre", "email"))
+    elif not datos:
+        raise Validacion("nothing to update", {"campo": None})
+    limpio: dict[str, Any] = {}
+    for campo, valor in datos.items():
+        if campo == "nombre":
+            limpio[campo] = texto(valor, campo, MAX_NOMBRE)
+        elif campo == "email":
+            limpio[campo] = email(valor)
+        elif campo == "telefono":
+            limpio[campo] = texto(valor, campo, MAX_TELEFONO, nulo=True)
+        else:
+            limpio[campo] = texto(valor, campo, MAX_TEXTO_LARGO, nulo=True)
+    return limpio
+
+
+def producto(datos: Any, parcial: bool = False) -> dict[str, Any]:
+    datos = objeto(datos, CAMPOS_PRODUCTO, "producto")
+    if not parcial:
+        requeridos(datos, ("nombre", "precio"))
+    elif not datos:
+        raise Validacion("nothing to update", {"campo": None})
+    limpio: dict[str, Any] = {}
+    for campo, valor in datos.items():
+        if campo == "nombre":
+            limpio[campo] = texto(valor, campo, MAX_NOMBRE)
+        elif campo == "descripcion":
+            limpio[campo] = texto(valor, campo, MAX_TEXTO_LARGO, nulo=True)
+        elif campo == "precio":
+            limpio[campo] = dinero(valor, campo)
+        else:
+            limpio[campo] = entero(valor, campo, 0, MAX_STOCK)
+    return limpio
+
+
+def pedido(datos: Any) -> tuple[str, dict[str, int]]:
+    """Answer the client id and the units asked per product (lines merged)."""
+    datos = objeto(datos, {"cliente_id", "items"}, "pedido")
+    requeridos(datos, ("cliente_id", "items"))
+    cliente_id = identificador(datos["cliente_id"], "cliente_id")
+    items = datos["items"]
+    if not isinstance(items, list) or not items:
+        raise Validacion("'items' must be a non-empty list", {"campo": "items"})
+    if len(items) > MAX_ITEMS:
+        raise Validacion(f"an order has at most {MAX_ITEMS} lines", {"campo": "items"})
+    unidades: dict[str, int] = {}
+    for n, item in enumerate(items):
+        item = objeto(item, {"producto_id", "cantidad"}, f"items[{n}]")
+        requeridos(item, ("producto_id", "cantidad"))
+        pid = identificador(item["producto_id"], f"items[{n}].producto_id")
+        cantidad = entero(item["cantidad"], f"items[{n}].cantidad", 1, MAX_CANTIDAD)
+        unidades[pid] = unidades.get(pid, 0) + cantidad
+    return cliente_id, unidades

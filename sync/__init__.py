@@ -1,0 +1,1 @@
+"""Replication: hybrid logical clock, the change vocabulary, CRDT merge rules."""

@@ -1,0 +1,213 @@
+"""A change, and the vocabulary of what a change may say.
+
+A change is ``(origen, seq, hlc, entidad, clave, campo, valor)``: node
+``origen`` set field ``campo`` of ``entidad`` ``clave`` to ``valor``, as its
+``seq``-th change, at clock ``hlc``. Fields are last-writer-wins registers,
+except the ``stock`` entity, whose fields ``entradas`` and ``salidas`` are
+the origin's own grow-only counter entries (the value is the entry's new
+total, so merging is ``max``).
+
+``base`` is the stamp (``"hlc:origen"``) of the value a local write replaced;
+two writes of the same field with the same base were made without seeing
+each other, which is how concurrent ``estado`` changes are recognised.
+
+Everything a peer sends passes :func:`validar` before it reaches ``apply``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sync.errores import CambioInvalido
+
+ESTADOS = ("pendiente", "confirmado", "enviado", "entregado", "cancelado")
+MAX_ID = 64
+MAX_TEXTO = 2000
+MAX_ITEMS = 200
+MAX_UNIDADES = 10**12
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Cambio:
+    origen: str
+    seq: int
+    hlc: int
+    entidad: str
+    clave: str
+    campo: str
+    valor: Any
+    base: str | None = None
+
+    @property
+    def sello(self) -> tuple[int, str]:
+        """LWW order: the stamp, then the origin id to break ties."""
+        return (self.hlc, self.origen)
+
+    def a_fila(self) -> dict[str, Any]:
+        return {
+            "origen": self.origen,
+            "seq": self.seq,
+            "hlc": self.hlc,
+            "entidad": self.entidad,
+            "clave": self.clave,
+            "campo": self.campo,
+            "valor": codificar(self.valor),
+            "base": self.base,
+        }
+
+    @classmethod
+    def desde_fila(cls, fila: Any) -> Cambio:
+        return cls(
+            origen=fila.origen,
+            seq=fila.seq,
+            hlc=fila.hlc,
+            entidad=fila.entidad,
+            clave=fila.clave,
+            campo=fila.campo,
+            valor=json.loads(fila.valor),
+            base=fila.base,
+        )
+
+    def a_json(self) -> dict[str, Any]:
+        fila = self.a_fila()
+        fila["valor"] = self.valor
+        return fila
+
+
+def codificar(valor: Any) -> str:
+    return json.dumps(valor, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def es_id(valor: Any) -> bool:
+    return isinstance(valor, str) and bool(_ID.match(valor))
+
+
+# --- value checks: each returns True when the value is acceptable -----------
+
+
+def _texto(v: Any) -> bool:
+    return isinstance(v, str) and 0 < len(v) <= MAX_TEXTO
+
+
+def _texto_o_nulo(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and len(v) <= MAX_TEXTO)
+
+
+def _booleano(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _dinero(v: Any) -> bool:
+    if not isinstance(v, str) or len(v) > 32:
+        return False
+    try:
+        d = Decimal(v)
+    except InvalidOperation:
+        return False
+    return d.is_finite() and d >= 0 and d == d.quantize(Decimal("0.01"))
+
+
+def _unidades(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_UNIDADES
+
+
+def _estado(v: Any) -> bool:
+    return v in ESTADOS
+
+
+def _items(v: Any) -> bool:
+    if not isinstance(v, list) or not 0 < len(v) <= MAX_ITEMS:
+        return False
+    for item in v:
+        if not isinstance(item, dict) or set(item) != {
+            "producto_id",
+            "cantidad",
+            "precio_unitario",
+            "subtotal",
+        }:
+            return False
+        if not es_id(item["producto_id"]) or not _dinero(item["precio_unitario"]):
+            return False
+        if not _unidades(item["cantidad"]) or item["cantidad"] == 0 or not _dinero(item["subtotal"]):
+            return False
+    return True
+
+
+VOCABULARIO: dict[str, dict[str, Callable[[Any], bool]]] = {
+    "cliente": {
+        "nombre": _texto,
+        "email": _texto,
+        "telefono": _texto_o_nulo,
+        "direccion": _texto_o_nulo,
+        "creado_en": _texto,
+        "eliminado": _booleano,
+    },
+    "producto": {
+        "nombre": _texto,
+        "descripcion": _texto_o_nulo,
+        "precio": _dinero,
+        "creado_en": _texto,
+    },
+    "pedido": {
+        "cliente_id": es_id,
+        "estado": _estado,
+        "total": _dinero,
+        "creado_en": _texto,
+        "nodo_origen": es_id,
+        "eliminado": _booleano,
+        "items": _items,
+    },
+    "stock": {
+        "entradas": _unidades,
+        "salidas": _unidades,
+    },
+}
+
+
+def validar(c: Any) -> Cambio:
+    """Check a change against the vocabulary; raise :class:`CambioInvalido`."""
+    if not isinstance(c, Cambio):
+        raise CambioInvalido("not a change")
+    if not es_id(c.origen) or not es_id(c.clave):
+        raise CambioInvalido(f"bad origin or key in change {c.origen}:{c.seq}")
+    for nombre in ("seq", "hlc"):
+        n = getattr(c, nombre)
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 < n < 2**63:
+            raise CambioInvalido(f"bad {nombre} in change {c.origen}:{c.seq}")
+    campos = VOCABULARIO.get(c.entidad)
+    if campos is None:
+        raise CambioInvalido(f"unknown entity {c.entidad!r} in change {c.origen}:{c.seq}")
+    regla = campos.get(c.campo)
+    if regla is None:
+        raise CambioInvalido(f"unknown field {c.entidad}.{c.campo} in change {c.origen}:{c.seq}")
+    if not regla(c.valor):
+        raise CambioInvalido(f"bad value for {c.entidad}.{c.campo} in change {c.origen}:{c.seq}")
+    if c.base is not None and (not isinstance(c.base, str) or len(c.base) > 100):
+        raise CambioInvalido(f"bad base in change {c.origen}:{c.seq}")
+    return c
+
+
+def desde_json(datos: Any) -> Cambio:
+    """Build a change from a peer's JSON object, validating every field."""
+    if not isinstance(datos, dict):
+        raise CambioInvalido("a change must be a JSON object")
+    try:
+        c = Cambio(
+            origen=datos["origen"],
+            seq=datos["seq"],
+            hlc=datos["hlc"],
+            entidad=datos["entidad"],
+            clave=datos["clave"],
+            campo=datos["campo"],
+            valor=datos["valor"],
+            base=datos.get("base"),
+        )
+    except KeyError as e:
+        raise CambioInvalido(f"change without {e.args[0]!r}") from None
+    return validar(c)

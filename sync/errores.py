@@ -1,0 +1,28 @@
+"""Errors of replication.
+
+The hierarchy::
+
+    ErrorSync                 a change or a peer message was refused
+    ├── DerivaReloj           DERIVA_RELOJ: a stamp too far ahead of our clock
+    └── CambioInvalido        CAMBIO_INVALIDO: a change that breaks the vocabulary
+
+Both are definite: nothing of the refused batch was applied.
+"""
+
+from __future__ import annotations
+
+
+class ErrorSync(Exception):
+    codigo = "ERROR_SYNC"
+
+    def __init__(self, mensaje: str) -> None:
+        super().__init__(mensaje)
+        self.mensaje = mensaje
+
+
+class DerivaReloj(ErrorSync):
+    codigo = "DERIVA_RELOJ"
+
+
+class CambioInvalido(ErrorSync):
+    codigo = "CAMBIO_INVALIDO"
