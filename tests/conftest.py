@@ -11,7 +11,6 @@ from starlette.applications import Starlette
 
 from servidor.ajustes import Ajustes, Cluster, Nodo
 from servidor.almacen import Almacen
-from servidor.app import crear_app
 from servidor.dominio import Dominio
 from tests.bd import BACKENDS, base_nueva
 
@@ -50,6 +49,8 @@ def dominio(almacen: Almacen) -> Dominio:
 
 @pytest.fixture
 async def app(url_bd: str) -> AsyncIterator[Starlette]:
+    from servidor.app import crear_app  # imported late: unit tests need no web stack
+
     aplicacion = crear_app(ajustes_de_prueba(url_bd))
     async with aplicacion.router.lifespan_context(aplicacion):
         yield aplicacion

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from servidor.almacen import modelos as m
 from servidor.almacen.aplicar import aplicar
 from servidor.almacen.motor import Motores, abrir
+from servidor.almacen.registro import cambios_para
 from sync import reglas
 from sync.cambios import Cambio, validar
 from sync.reloj import Reloj, reloj_de_pared
@@ -117,6 +118,11 @@ class Almacen:
     async def leer(self) -> AsyncIterator[AsyncConnection]:
         async with self.motores.lectura.connect() as conn:
             yield conn
+
+    async def cambios_para(self, vector: dict[str, int], limite: int) -> list[Cambio]:
+        """The next changes a peer with ``vector`` lacks (see ``registro``)."""
+        async with self.leer() as conn:
+            return await cambios_para(conn, vector, self.vector, limite)
 
     async def escribir(self, operacion: Callable[[Escritura], Awaitable[T]]) -> T:
         async with self._cerrojo:

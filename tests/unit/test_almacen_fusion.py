@@ -1,0 +1,179 @@
+"""The store's merge: two or three stores exchanging changes by hand."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from servidor.almacen import Almacen, consultas
+from servidor.dominio import Dominio
+from sync.cambios import Cambio
+from sync.errores import DerivaReloj
+from sync.reloj import reloj_de_pared, sello
+from tests.bd import BACKENDS, base_nueva
+
+
+@pytest.fixture(params=BACKENDS)
+async def tres(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[list[Dominio]]:
+    dominios: list[Dominio] = []
+    from contextlib import AsyncExitStack
+
+    async with AsyncExitStack() as pila:
+        for n in (1, 2, 3):
+            url = await pila.enter_async_context(base_nueva(request.param, tmp_path, f"nodo{n}"))
+            almacen = await Almacen.abrir(url, f"nodo{n}")
+            pila.push_async_callback(almacen.cerrar)
+            dominios.append(Dominio(almacen))
+        yield dominios
+
+
+async def sincronizar(desde: Almacen, hacia: Almacen, limite: int = 1000) -> int:
+    total = 0
+    while True:
+        lote = await desde.cambios_para(hacia.vector, limite)
+        if not lote:
+            return total
+        total += len((await hacia.fusionar(lote)).aplicados)
+
+
+async def todos_con_todos(dominios: list[Dominio]) -> None:
+    for _ in range(2):
+        for a in dominios:
+            for b in dominios:
+                if a is not b:
+                    await sincronizar(a.almacen, b.almacen)
+
+
+async def digest(d: Dominio) -> str:
+    async with d.almacen.leer() as conn:
+        return await consultas.digest(conn)
+
+
+async def _catalogo(d: Dominio, stock: int = 10) -> tuple[str, str]:
+    c = await d.crear_cliente({"nombre": "Ana", "email": "ana@example.com"})
+    p = await d.crear_producto({"nombre": "Taza", "precio": "4.50", "stock": stock})
+    return c["id"], p["id"]
+
+
+async def test_local_writes_are_logged_with_gap_free_seq_and_increasing_hlc(tres: list[Dominio]) -> None:
+    d = tres[0]
+    await _catalogo(d)
+    async with d.almacen.leer() as conn:
+        filas = await consultas.cambios_de(conn, "nodo1")
+    assert [f.seq for f in filas] == list(range(1, len(filas) + 1))
+    assert all(a.hlc < b.hlc for a, b in zip(filas, filas[1:], strict=False))
+
+
+async def test_a_replica_that_merges_everything_holds_the_same_state(tres: list[Dominio]) -> None:
+    a, b, _ = tres
+    cid, pid = await _catalogo(a)
+    pedido = await a.crear_pedido({"cliente_id": cid, "items": [{"producto_id": pid, "cantidad": 3}]})
+    await sincronizar(a.almacen, b.almacen)
+    assert await digest(a) == await digest(b)
+    assert (await b.obtener_pedido(pedido["id"]))["total"] == pedido["total"]
+    assert (await b.obtener_producto(pid))["stock"] == 7
+
+
+async def test_applying_the_same_changes_twice_or_shuffled_changes_nothing(tres: list[Dominio]) -> None:
+    a, b, c = tres
+    cid, pid = await _catalogo(a)
+    pedido = await a.crear_pedido({"cliente_id": cid, "items": [{"producto_id": pid, "cantidad": 2}]})
+    await a.cambiar_estado(pedido["id"], "cancelado")
+    todo = await a.almacen.cambios_para({}, 10_000)
+    await b.almacen.fusionar(todo)
+    resultado = await b.almacen.fusionar(todo)
+    assert resultado.aplicados == [] and resultado.duplicados == len(todo)
+    barajado = list(todo)
+    random.Random(7).shuffle(barajado)
+    for i in range(0, len(barajado), 3):
+        await c.almacen.fusionar(barajado[i : i + 3])
+    await sincronizar(a.almacen, c.almacen)
+    assert await digest(a) == await digest(b) == await digest(c)
+
+
+async def test_a_change_past_a_gap_waits_until_the_gap_is_filled(tres: list[Dominio]) -> None:
+    a, b, _ = tres
+    await _catalogo(a)
+    todo = await a.almacen.cambios_para({}, 10_000)
+    primero, resto = todo[0], todo[1:]
+    r = await b.almacen.fusionar(resto)
+    assert r.aplicados == [] and r.pendientes == len(resto)
+    await b.almacen.fusionar([primero])
+    await sincronizar(a.almacen, b.almacen)
+    assert await digest(a) == await digest(b)
+
+
+async def test_a_batch_with_a_change_stamped_too_far_ahead_is_refused_whole(tres: list[Dominio]) -> None:
+    a, b, _ = tres
+    await _catalogo(a)
+    todo = await a.almacen.cambios_para({}, 10_000)
+    futuro = sello(reloj_de_pared() + 60_000)
+    ultimo = todo[-1]
+    malo = Cambio(ultimo.origen, ultimo.seq + 1, futuro, "cliente", "x", "nombre", "Eva")
+    antes = await digest(b)
+    with pytest.raises(DerivaReloj):
+        await b.almacen.fusionar([*todo, malo])
+    assert await digest(b) == antes
+    assert b.almacen.vector == {}
+
+
+async def test_concurrent_estado_changes_resolve_to_the_same_winner_and_the_clash_is_recorded(
+    tres: list[Dominio],
+) -> None:
+    a, b, c = tres
+    cid, pid = await _catalogo(a)
+    pedido = await a.crear_pedido({"cliente_id": cid, "items": [{"producto_id": pid, "cantidad": 4}]})
+    await todos_con_todos(tres)
+    await a.cambiar_estado(pedido["id"], "confirmado")
+    await b.cambiar_estado(pedido["id"], "cancelado")
+    await todos_con_todos(tres)
+    estados = {(await d.obtener_pedido(pedido["id"]))["estado"] for d in tres}
+    assert len(estados) == 1
+    ganador = estados.pop()
+    # nodo2's write came later in wall-clock order, so it carries the higher stamp.
+    assert ganador == "cancelado"
+    stocks = {(await d.obtener_producto(pid))["stock"] for d in tres}
+    assert stocks == {10}
+    for d in tres:
+        conflictos = await d.conflictos()
+        assert len(conflictos) == 1
+        assert conflictos[0]["pedido_id"] == pedido["id"]
+        assert conflictos[0]["ganador"].endswith(":nodo2")
+    assert await digest(a) == await digest(b) == await digest(c)
+
+
+async def test_sequential_estado_changes_on_different_nodes_are_not_a_clash(tres: list[Dominio]) -> None:
+    a, b, _ = tres
+    cid, pid = await _catalogo(a)
+    pedido = await a.crear_pedido({"cliente_id": cid, "items": [{"producto_id": pid, "cantidad": 1}]})
+    await a.cambiar_estado(pedido["id"], "confirmado")
+    await todos_con_todos(tres)
+    await b.cambiar_estado(pedido["id"], "enviado")
+    await todos_con_todos(tres)
+    assert await a.conflictos() == []
+
+
+async def test_an_update_concurrent_with_a_delete_does_not_bring_the_client_back(tres: list[Dominio]) -> None:
+    a, b, _ = tres
+    cid, _ = await _catalogo(a)
+    await todos_con_todos(tres)
+    await a.eliminar_cliente(cid)
+    await b.actualizar_cliente(cid, {"nombre": "Ana María"})
+    await todos_con_todos(tres)
+    for d in tres:
+        assert cid not in {c["id"] for c in await d.listar_clientes()}
+    assert await digest(a) == await digest(b)
+
+
+async def test_stock_sold_on_two_nodes_adds_up_on_every_node(tres: list[Dominio]) -> None:
+    a, b, c = tres
+    cid, pid = await _catalogo(a, stock=10)
+    await todos_con_todos(tres)
+    await a.crear_pedido({"cliente_id": cid, "items": [{"producto_id": pid, "cantidad": 3}]})
+    await b.crear_pedido({"cliente_id": cid, "items": [{"producto_id": pid, "cantidad": 2}]})
+    await c.ajustar_stock(pid, 5)
+    await todos_con_todos(tres)
+    assert {(await d.obtener_producto(pid))["stock"] for d in tres} == {10}
