@@ -41,7 +41,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 metadata = MetaData()
 
 # Binary collation: ids and origins compare byte for byte, as in SQLite and Python.
-MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+MYSQL: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
 ID = String(64)
 

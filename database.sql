@@ -1,0 +1,141 @@
+-- pedidos: the MySQL/MariaDB schema of one node's database.
+--
+-- Each node keeps its own database; this file creates its tables. It is kept
+-- identical to the SQLAlchemy models in servidor/almacen/modelos.py, and
+-- tests/integration/test_database_sql.py proves it: change one, change both.
+--
+-- Load it into an empty (or existing) database with the mysql client:
+--
+--     mysql -u USER -p DBNAME < database.sql
+--
+-- Every statement is CREATE TABLE IF NOT EXISTS, with the indexes declared
+-- inside the table, so loading the file again changes nothing. A node also
+-- creates any missing table itself when it starts, so loading this file is
+-- optional; it is for operators who create schemas by hand.
+--
+-- Every table is InnoDB, utf8mb4 with the binary collation utf8mb4_bin: ids,
+-- origins and field names compare byte for byte, as they do in SQLite and in
+-- Python, so every node orders and matches them the same way.
+--
+-- The change log (cambios) is the truth. The other tables are materialized
+-- from it by the store's single write path (apply) and could be rebuilt by
+-- replaying the log; only estado_nodo, the node's own counters, is not.
+
+
+-- The change log: one row per change, (origen, seq) gap-free per origin node.
+-- valor is the JSON-encoded new value; base is the stamp the change replaced,
+-- kept for fields whose concurrent writes are recorded as conflicts.
+CREATE TABLE IF NOT EXISTS cambios (
+    origen   VARCHAR(64)  NOT NULL,
+    seq      BIGINT       NOT NULL,
+    hlc      BIGINT       NOT NULL,
+    entidad  VARCHAR(16)  NOT NULL,
+    clave    VARCHAR(64)  NOT NULL,
+    campo    VARCHAR(32)  NOT NULL,
+    valor    TEXT         NOT NULL,
+    base     VARCHAR(100),
+    PRIMARY KEY (origen, seq),
+    INDEX ix_cambios_hlc (hlc, origen),
+    INDEX ix_cambios_entidad (entidad, clave, campo)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+
+-- Customers as the API reads them (materialized).
+CREATE TABLE IF NOT EXISTS clientes (
+    id         VARCHAR(64)   NOT NULL,
+    nombre     VARCHAR(2000),
+    email      VARCHAR(2000),
+    telefono   VARCHAR(2000),
+    direccion  VARCHAR(2000),
+    creado_en  VARCHAR(40),
+    eliminado  BOOLEAN       NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+
+-- Products as the API reads them (materialized). stock is derived from
+-- contadores_stock and the cancelled orders, never written on its own.
+CREATE TABLE IF NOT EXISTS productos (
+    id           VARCHAR(64)    NOT NULL,
+    nombre       VARCHAR(2000),
+    descripcion  VARCHAR(2000),
+    precio       DECIMAL(12,2),
+    stock        BIGINT         NOT NULL DEFAULT 0,
+    creado_en    VARCHAR(40),
+    PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+
+-- Orders as the API reads them (materialized).
+CREATE TABLE IF NOT EXISTS pedidos (
+    id           VARCHAR(64)    NOT NULL,
+    cliente_id   VARCHAR(64),
+    estado       VARCHAR(16),
+    total        DECIMAL(12,2),
+    creado_en    VARCHAR(40),
+    nodo_origen  VARCHAR(64),
+    eliminado    BOOLEAN        NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (id),
+    INDEX ix_pedidos_estado (estado),
+    INDEX ix_pedidos_cliente_id (cliente_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+
+-- The lines of each order (materialized from the order's items change).
+CREATE TABLE IF NOT EXISTS pedido_items (
+    pedido_id        VARCHAR(64)    NOT NULL,
+    linea            INT            NOT NULL,
+    producto_id      VARCHAR(64)    NOT NULL,
+    cantidad         BIGINT         NOT NULL,
+    precio_unitario  DECIMAL(12,2)  NOT NULL,
+    subtotal         DECIMAL(12,2)  NOT NULL,
+    PRIMARY KEY (pedido_id, linea),
+    INDEX ix_pedido_items_producto_id (producto_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+
+-- The winning stamp (hlc, origen) of every last-writer-wins field, so a
+-- change is applied only if it beats the stamp already here.
+CREATE TABLE IF NOT EXISTS sellos (
+    entidad  VARCHAR(16)  NOT NULL,
+    clave    VARCHAR(64)  NOT NULL,
+    campo    VARCHAR(32)  NOT NULL,
+    hlc      BIGINT       NOT NULL,
+    origen   VARCHAR(64)  NOT NULL,
+    PRIMARY KEY (entidad, clave, campo)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+
+-- The stock counter: each origin node's grow-only entries per product
+-- (units it added, units it sold); merging takes the max of each entry.
+CREATE TABLE IF NOT EXISTS contadores_stock (
+    producto_id  VARCHAR(64)  NOT NULL,
+    nodo         VARCHAR(64)  NOT NULL,
+    entradas     BIGINT       NOT NULL DEFAULT 0,
+    salidas      BIGINT       NOT NULL DEFAULT 0,
+    PRIMARY KEY (producto_id, nodo)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+
+-- Concurrent writes of an order's estado, derived from the log so that every
+-- node lists the same clashes; ganador and perdedor are the two stamps.
+CREATE TABLE IF NOT EXISTS conflictos (
+    pedido_id       VARCHAR(64)   NOT NULL,
+    ganador         VARCHAR(100)  NOT NULL,
+    perdedor        VARCHAR(100)  NOT NULL,
+    campo           VARCHAR(32)   NOT NULL,
+    valor_ganador   TEXT          NOT NULL,
+    valor_perdedor  TEXT          NOT NULL,
+    base            VARCHAR(100)  NOT NULL,
+    PRIMARY KEY (pedido_id, ganador, perdedor)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+
+-- This node's own bookkeeping, not replicated: the highest HLC stamp it has
+-- issued (so a restart never goes backwards) and its next local seq.
+CREATE TABLE IF NOT EXISTS estado_nodo (
+    nodo_id        VARCHAR(64)  NOT NULL,
+    hlc            BIGINT       NOT NULL,
+    siguiente_seq  BIGINT       NOT NULL,
+    PRIMARY KEY (nodo_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
