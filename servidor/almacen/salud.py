@@ -1,0 +1,15 @@
+"""The health probe's one read: does the database answer?
+
+Kept in the store so that the health route, like every other route, issues
+no SQL of its own.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import literal, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+async def comprobar(conn: AsyncConnection) -> None:
+    """Round-trip a trivial statement; raise whatever the driver raises."""
+    await conn.execute(select(literal(1)))
