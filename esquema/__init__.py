@@ -1,1 +1,36 @@
-"""The GraphQL schema (Strawberry)."""
+"""The GraphQL schema (Strawberry), served at ``/graphql``.
+
+The package, one idea per module:
+
+- ``tipos``: output types built from the domain's dicts; ``Pedido.cliente``
+  and ``ItemPedido.producto`` resolved through batched loaders;
+- ``entradas``: mutation inputs, passed to the domain as snake_case dicts
+  with only the fields the client set;
+- ``consultas`` and ``mutaciones``: thin resolvers, one domain call each;
+- ``contexto``: the one object resolvers get (domain, store, settings,
+  loaders), made per request;
+- ``errores``: domain errors with their code in ``extensions.codigo``,
+  internal errors masked;
+- ``extensiones``: limits and caches, built once and shared by requests;
+- ``vista``: the ASGI app (Strawberry's view with our context).
+"""
+
+from __future__ import annotations
+
+from esquema.consultas import Consulta
+from esquema.errores import EsquemaPedidos
+from esquema.extensiones import Limites, crear_extensiones
+from esquema.mutaciones import Mutacion
+from esquema.vista import VistaGraphQL
+
+
+def crear_esquema(limites: Limites | None = None) -> EsquemaPedidos:
+    return EsquemaPedidos(query=Consulta, mutation=Mutacion, extensions=crear_extensiones(limites or Limites()))
+
+
+def crear_graphql(limites: Limites | None = None) -> VistaGraphQL:
+    """The ASGI app for ``/graphql``, over HTTP and websocket alike."""
+    return VistaGraphQL(crear_esquema(limites), graphql_ide="graphiql")
+
+
+__all__ = ["Limites", "crear_esquema", "crear_graphql"]

@@ -1,0 +1,65 @@
+"""Queries: thin resolvers over the domain's reads.
+
+Each resolver takes its arguments, calls one ``Dominio`` read and shapes the
+dicts into output types. Reads of one entity by id answer ``null`` with a
+``NO_ENCONTRADO`` error for unknown or deleted ids, so that the other fields
+of the same document still get their data.
+"""
+
+from __future__ import annotations
+
+import time
+
+import strawberry
+
+from esquema.contexto import Contexto
+from esquema.tipos import Cliente, Conflicto, EstadoPedido, Nodo, Pedido, PosicionVector, Producto
+
+Info = strawberry.Info[Contexto, None]
+
+
+@strawberry.type(name="Query")  # GraphQL's conventional root names, which client tools expect
+class Consulta:
+    @strawberry.field
+    async def clientes(self, info: Info) -> list[Cliente]:
+        return [Cliente.desde(f) for f in await info.context.dominio.listar_clientes()]
+
+    @strawberry.field
+    async def cliente(self, info: Info, id: strawberry.ID) -> Cliente | None:
+        return Cliente.desde(await info.context.dominio.obtener_cliente(id))
+
+    @strawberry.field
+    async def productos(self, info: Info) -> list[Producto]:
+        return [Producto.desde(f) for f in await info.context.dominio.listar_productos()]
+
+    @strawberry.field
+    async def producto(self, info: Info, id: strawberry.ID) -> Producto | None:
+        return Producto.desde(await info.context.dominio.obtener_producto(id))
+
+    @strawberry.field(description="Orders, oldest first; optionally only those in one estado or of one client.")
+    async def pedidos(
+        self, info: Info, estado: EstadoPedido | None = None, cliente_id: strawberry.ID | None = None
+    ) -> list[Pedido]:
+        filas = await info.context.dominio.listar_pedidos(
+            estado=None if estado is None else estado.value, cliente_id=cliente_id
+        )
+        return [Pedido.desde(f) for f in filas]
+
+    @strawberry.field
+    async def pedido(self, info: Info, id: strawberry.ID) -> Pedido | None:
+        return Pedido.desde(await info.context.dominio.obtener_pedido(id))
+
+    @strawberry.field
+    def nodo(self, info: Info) -> Nodo:
+        ctx = info.context
+        return Nodo(
+            id=ctx.nodo_id,
+            hlc=str(ctx.almacen.reloj.ultimo),
+            base_de_datos=ctx.almacen.motores.dialecto,
+            vector=[PosicionVector(origen=o, seq=s) for o, s in sorted(ctx.almacen.vector.items())],
+            uptime_s=round(time.monotonic() - ctx.inicio, 3),
+        )
+
+    @strawberry.field(description="Concurrent estado changes and which one won, the same list on every node.")
+    async def conflictos(self, info: Info) -> list[Conflicto]:
+        return [Conflicto.desde(f) for f in await info.context.dominio.conflictos()]

@@ -1,0 +1,168 @@
+"""Output types of the schema, built from the plain dicts the domain answers.
+
+Each type has a ``desde(fila)`` constructor that takes the dict shaped by
+``servidor.almacen.consultas`` (snake_case keys). Related entities are not
+embedded: ``Pedido.cliente`` and ``ItemPedido.producto`` are resolved through
+the per-request loaders of the context, so a list of orders costs the same
+number of statements whatever its length.
+
+Money is ``Decimal`` (serialized as a string, so no float rounding on the
+way out); ``estado`` is the ``EstadoPedido`` enum, whose GraphQL names are
+upper case and whose values are the domain's lower-case words.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+import strawberry
+
+from esquema.contexto import Contexto
+
+
+@strawberry.enum(description="Where an order is in its life.")
+class EstadoPedido(Enum):
+    PENDIENTE = "pendiente"
+    CONFIRMADO = "confirmado"
+    ENVIADO = "enviado"
+    ENTREGADO = "entregado"
+    CANCELADO = "cancelado"
+
+
+@strawberry.type
+class Cliente:
+    id: strawberry.ID
+    nombre: str
+    email: str
+    telefono: str | None
+    direccion: str | None
+    creado_en: str
+
+    @classmethod
+    def desde(cls, fila: dict[str, Any]) -> Cliente:
+        return cls(
+            id=strawberry.ID(fila["id"]),
+            nombre=fila["nombre"],
+            email=fila["email"],
+            telefono=fila["telefono"],
+            direccion=fila["direccion"],
+            creado_en=fila["creado_en"],
+        )
+
+
+@strawberry.type
+class Producto:
+    id: strawberry.ID
+    nombre: str
+    descripcion: str | None
+    precio: Decimal
+    stock: int
+    creado_en: str
+
+    @classmethod
+    def desde(cls, fila: dict[str, Any]) -> Producto:
+        return cls(
+            id=strawberry.ID(fila["id"]),
+            nombre=fila["nombre"],
+            descripcion=fila["descripcion"],
+            precio=fila["precio"],
+            stock=fila["stock"],
+            creado_en=fila["creado_en"],
+        )
+
+
+@strawberry.type
+class ItemPedido:
+    producto_id: strawberry.ID
+    cantidad: int
+    precio_unitario: Decimal
+    subtotal: Decimal
+
+    @strawberry.field(description="The product as it is now; null once deleted.")
+    async def producto(self, info: strawberry.Info[Contexto, None]) -> Producto | None:
+        fila = await info.context.cargadores.productos.load(self.producto_id)
+        return None if fila is None else Producto.desde(fila)
+
+    @classmethod
+    def desde(cls, fila: dict[str, Any]) -> ItemPedido:
+        return cls(
+            producto_id=strawberry.ID(fila["producto_id"]),
+            cantidad=fila["cantidad"],
+            precio_unitario=fila["precio_unitario"],
+            subtotal=fila["subtotal"],
+        )
+
+
+@strawberry.type
+class Pedido:
+    id: strawberry.ID
+    cliente_id: strawberry.ID
+    items: list[ItemPedido]
+    estado: EstadoPedido
+    total: Decimal
+    creado_en: str
+    nodo_origen: str
+
+    @strawberry.field(description="The client as it is now; null once deleted.")
+    async def cliente(self, info: strawberry.Info[Contexto, None]) -> Cliente | None:
+        fila = await info.context.cargadores.clientes.load(self.cliente_id)
+        return None if fila is None else Cliente.desde(fila)
+
+    @classmethod
+    def desde(cls, fila: dict[str, Any]) -> Pedido:
+        return cls(
+            id=strawberry.ID(fila["id"]),
+            cliente_id=strawberry.ID(fila["cliente_id"]),
+            items=[ItemPedido.desde(i) for i in fila.get("items", [])],
+            estado=EstadoPedido(fila["estado"]),
+            total=fila["total"],
+            creado_en=fila["creado_en"],
+            nodo_origen=fila["nodo_origen"],
+        )
+
+
+@strawberry.type(description="Two concurrent writes of the same field of an order; the later stamp won.")
+class Conflicto:
+    pedido_id: strawberry.ID
+    campo: str
+    ganador: str = strawberry.field(description="Stamp of the winning write, as 'hlc:origen'.")
+    perdedor: str = strawberry.field(description="Stamp of the losing write, as 'hlc:origen'.")
+    valor_ganador: str
+    valor_perdedor: str
+    base: str = strawberry.field(description="Stamp of the value both writes replaced.")
+
+    @classmethod
+    def desde(cls, fila: dict[str, Any]) -> Conflicto:
+        return cls(
+            pedido_id=strawberry.ID(fila["pedido_id"]),
+            campo=fila["campo"],
+            ganador=fila["ganador"],
+            perdedor=fila["perdedor"],
+            valor_ganador=_valor(fila["valor_ganador"]),
+            valor_perdedor=_valor(fila["valor_perdedor"]),
+            base=fila["base"],
+        )
+
+
+def _valor(codificado: str) -> str:
+    """The log stores values as JSON; a string reads better without its quotes."""
+    valor = json.loads(codificado)
+    return valor if isinstance(valor, str) else codificado
+
+
+@strawberry.type(description="Highest contiguous seq applied from one origin.")
+class PosicionVector:
+    origen: str
+    seq: int
+
+
+@strawberry.type(description="The node answering the request.")
+class Nodo:
+    id: str
+    hlc: str = strawberry.field(description="Last clock stamp issued, a 64-bit integer as a string.")
+    base_de_datos: str
+    vector: list[PosicionVector]
+    uptime_s: float
