@@ -30,6 +30,7 @@ MAX_ID = 64
 MAX_TEXTO = 2000
 MAX_ITEMS = 200
 MAX_UNIDADES = 10**12
+MAX_DINERO = Decimal("9999999999.99")  # DECIMAL(12,2)
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -110,7 +111,7 @@ def _dinero(v: Any) -> bool:
         d = Decimal(v)
     except InvalidOperation:
         return False
-    return d.is_finite() and d >= 0 and d == d.quantize(Decimal("0.01"))
+    return d.is_finite() and 0 <= d <= MAX_DINERO and d == d.quantize(Decimal("0.01"))
 
 
 def _unidades(v: Any) -> bool:

@@ -209,17 +209,17 @@ async def _registrar_conflictos(conn: AsyncConnection, lote: Sequence[Cambio]) -
         for h in hermanos:
             if (h.hlc, h.origen) == cambio.sello:
                 continue
-            a = {"sello": cambio.sello, "valor": codificar(cambio.valor)}
-            b = {"sello": (h.hlc, h.origen), "valor": h.valor}
-            ganador, perdedor = (a, b) if a["sello"] > b["sello"] else (b, a)
-            clave = (cambio.clave, reglas.sello_texto(ganador["sello"]), reglas.sello_texto(perdedor["sello"]))
+            a: tuple[reglas.Sello, str] = (cambio.sello, codificar(cambio.valor))
+            b: tuple[reglas.Sello, str] = ((h.hlc, h.origen), h.valor)
+            ganador, perdedor = (a, b) if a[0] > b[0] else (b, a)
+            clave = (cambio.clave, reglas.sello_texto(ganador[0]), reglas.sello_texto(perdedor[0]))
             pares[clave] = {
                 "pedido_id": clave[0],
                 "ganador": clave[1],
                 "perdedor": clave[2],
                 "campo": cambio.campo,
-                "valor_ganador": ganador["valor"],
-                "valor_perdedor": perdedor["valor"],
+                "valor_ganador": ganador[1],
+                "valor_perdedor": perdedor[1],
                 "base": cambio.base,
             }
     if not pares:

@@ -235,6 +235,10 @@ class Dominio:
 def _ajustar(tx: Escritura, producto_id: str, delta: int, disponible: int) -> None:
     """Adjust stock by ``delta`` units at this node's counter entry."""
     if delta > 0:
+        if disponible + delta > v.MAX_STOCK:
+            raise Validacion(
+                f"stock would exceed {v.MAX_STOCK} units", {"campo": "cantidad", "disponible": disponible}
+            )
         tx.sumar_stock(producto_id, "entradas", delta)
     elif delta < 0:
         if disponible + delta < 0:

@@ -15,13 +15,13 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 
 from servidor.errores import Validacion
-from sync.cambios import ESTADOS, MAX_ITEMS, es_id
+from sync.cambios import ESTADOS, MAX_DINERO, MAX_ITEMS, es_id
 
 MAX_NOMBRE = 200
 MAX_EMAIL = 254
 MAX_TELEFONO = 50
 MAX_TEXTO_LARGO = 2000
-MAX_PRECIO = Decimal("9999999999.99")
+MAX_PRECIO = MAX_DINERO
 MAX_CANTIDAD = 1_000_000
 MAX_STOCK = 1_000_000_000
 
