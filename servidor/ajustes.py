@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,9 @@ class Nodo:
     host: str
     port: int
     database: str
+    # Where this node dials each peer, when not at the peer's own host:port
+    # (a proxy in front of it, for fault-injection tests).
+    via: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def url(self) -> str:
@@ -122,12 +125,16 @@ def _cluster_desde(datos: dict[str, Any], ruta: Path, entorno: Mapping[str, str]
         port = entrada.get("port")
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             raise ErrorAjustes(f"{ruta}: {donde} ({nodo_id}) port must be an integer 1-65535")
+        via = entrada.get("via", {})
+        if not isinstance(via, dict) or not all(isinstance(v, str) and ":" in v for v in via.values()):
+            raise ErrorAjustes(f'{ruta}: {donde} ({nodo_id}) via must map node ids to "host:port"')
         nodos.append(
             Nodo(
                 id=nodo_id,
                 host=_texto(entrada, "host", ruta, donde),
                 port=port,
                 database=_resolver_url(_texto(entrada, "database", ruta, donde), ruta.parent),
+                via=dict(via),
             )
         )
     _sin_repetidos([n.id for n in nodos], "node id", ruta)

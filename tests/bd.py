@@ -26,10 +26,7 @@ BACKENDS = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
 def url_servidor_mysql() -> str:
     url = os.environ.get(VARIABLE)
     if not url:
-        mensaje = (
-            f"MariaDB tests need {VARIABLE}, e.g. "
-            f"{VARIABLE}=mysql+asyncmy://root@127.0.0.1:3306 make test"
-        )
+        mensaje = f"MariaDB tests need {VARIABLE}, e.g. {VARIABLE}=mysql+asyncmy://root@127.0.0.1:3306 make test"
         if os.environ.get("CI"):
             pytest.fail(mensaje)
         pytest.skip(mensaje)
