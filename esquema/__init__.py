@@ -25,7 +25,11 @@ from esquema.vista import VistaGraphQL
 
 
 def crear_esquema(limites: Limites | None = None) -> EsquemaPedidos:
-    return EsquemaPedidos(query=Consulta, mutation=Mutacion, extensions=crear_extensiones(limites or Limites()))
+    return EsquemaPedidos(
+        query=Consulta,
+        mutation=Mutacion,
+        extensions=crear_extensiones(limites or Limites()),
+    )
 
 
 def crear_graphql(limites: Limites | None = None) -> VistaGraphQL:

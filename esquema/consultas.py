@@ -13,7 +13,7 @@ import time
 import strawberry
 
 from esquema.contexto import Contexto
-from esquema.tipos import Cliente, Conflicto, EstadoPedido, Nodo, Pedido, PosicionVector, Producto
+from esquema.tipos import Cliente, Conflicto, EstadoPedido, Nodo, Par, Pedido, PosicionVector, Producto
 
 Info = strawberry.Info[Contexto, None]
 
@@ -59,6 +59,10 @@ class Consulta:
             vector=[PosicionVector(origen=o, seq=s) for o, s in sorted(ctx.almacen.vector.items())],
             uptime_s=round(time.monotonic() - ctx.inicio, 3),
         )
+
+    @strawberry.field(description="Every peer of this node: link up or not, last contact, pending changes, lag.")
+    async def nodos(self, info: Info) -> list[Par]:
+        return [Par.desde(f) for f in await info.context.pares.salud()]
 
     @strawberry.field(description="Concurrent estado changes and which one won, the same list on every node.")
     async def conflictos(self, info: Info) -> list[Conflicto]:

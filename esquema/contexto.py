@@ -41,6 +41,7 @@ from strawberry.extensions import SchemaExtension
 from servidor.ajustes import Ajustes
 from servidor.almacen import Almacen, consultas
 from servidor.dominio import Dominio
+from sync.pares import GestorPares
 
 Fila = dict[str, Any]
 
@@ -77,6 +78,7 @@ class Contexto:
     dominio: Dominio
     almacen: Almacen
     ajustes: Ajustes
+    pares: GestorPares
     inicio: float
     cargadores: Cargadores
     request: Request | WebSocket
@@ -90,6 +92,7 @@ class Contexto:
             dominio=estado.dominio,
             almacen=estado.almacen,
             ajustes=estado.ajustes,
+            pares=estado.pares,
             inicio=estado.inicio,
             cargadores=Cargadores.crear(estado.almacen),
             request=request,

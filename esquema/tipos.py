@@ -166,3 +166,19 @@ class Nodo:
     base_de_datos: str
     vector: list[PosicionVector]
     uptime_s: float
+
+
+@strawberry.type(description="A peer of the answering node, as that node sees it.")
+class Par:
+    id: str
+    url: str
+    activo: bool = strawberry.field(description="A link with the peer is up and it spoke within a few seconds.")
+    ultimo_contacto: str | None
+    pendientes: int = strawberry.field(description="Changes this node has that the peer has not acknowledged.")
+    lag_ms: int = strawberry.field(description="Age of the oldest change the peer has not acknowledged.")
+    ultimo_error: str | None
+
+    @classmethod
+    def desde(cls, fila: dict[str, Any]) -> Par:
+        campos = ("id", "url", "activo", "ultimo_contacto", "pendientes", "lag_ms", "ultimo_error")
+        return cls(**{k: fila[k] for k in campos})

@@ -1,6 +1,6 @@
 """``crear_app(ajustes)``: one node as an ASGI application.
 
-The store, the domain and (later) the peer manager are opened in the
+The store, the domain and the peer manager are opened in the
 lifespan and live on ``app.state``; nothing mutable lives at module level,
 so several nodes can run in one process (the tests do).
 """
@@ -15,18 +15,41 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Mount, Route
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
 
 from esquema import crear_graphql
-from servidor import rest
+from servidor import replicacion, rest
 from servidor.ajustes import Ajustes
 from servidor.almacen import Almacen
 from servidor.dominio import Dominio
 from servidor.limites import LimiteCuerpo
+from sync.pares import GestorPares
 
 log = logging.getLogger(__name__)
 RUTA_WEB = Path(__file__).resolve().parent.parent / "web"
+
+
+async def _sync(ws: WebSocket) -> None:
+    await ws.app.state.pares.servir(ws)
+
+
+def _cors(ajustes: Ajustes) -> Middleware:
+    """Let the page served by any node of the cluster call this one.
+
+    The SPA (``web/graphql.js``) moves to another node when its own stops
+    answering, so it calls origins other than its own. Only the cluster's
+    own node URLs are allowed; websockets are not subject to CORS.
+    """
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=[n.url for n in ajustes.cluster.nodes],
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
+        allow_headers=["content-type", "authorization"],
+        max_age=600,
+    )
 
 
 def crear_app(ajustes: Ajustes) -> Starlette:
@@ -41,16 +64,27 @@ def crear_app(ajustes: Ajustes) -> Starlette:
         app.state.almacen = almacen
         app.state.dominio = Dominio(almacen)
         app.state.inicio = time.monotonic()
+        app.state.pares = GestorPares(ajustes, almacen)
+        app.state.pares.iniciar()
         log.info("%s: serving on %s", ajustes.nodo.id, ajustes.nodo.url)
         try:
             yield
         finally:
+            await app.state.pares.detener()
             await almacen.cerrar()
             log.info("%s: stopped", ajustes.nodo.id)
 
+    graphql = crear_graphql()
     rutas = [
-        *rest.rutas(),
-        Route("/graphql", crear_graphql(), methods=["GET", "POST"]),
+        *rest.rutas(replicacion.rutas()),
+        WebSocketRoute("/sync", _sync),
+        Route("/graphql", graphql, methods=["GET", "POST"], name="graphql"),
+        WebSocketRoute("/graphql", graphql, name="graphql_ws"),
         Mount("/", StaticFiles(directory=RUTA_WEB, html=True), name="web"),
     ]
-    return Starlette(routes=rutas, lifespan=vida, middleware=[Middleware(LimiteCuerpo)])
+    return Starlette(
+        routes=rutas,
+        lifespan=vida,
+        middleware=[_cors(ajustes), Middleware(LimiteCuerpo)],
+        exception_handlers=rest.manejadores(),
+    )

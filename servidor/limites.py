@@ -59,9 +59,7 @@ class LimiteCuerpo:
                 await self._rechazar(send)
 
     async def _rechazar(self, send: Send) -> None:
-        error = CuerpoDemasiadoGrande(
-            f"request body exceeds {self.maximo} bytes", {"maximo": self.maximo}
-        )
+        error = CuerpoDemasiadoGrande(f"request body exceeds {self.maximo} bytes", {"maximo": self.maximo})
         cuerpo = json.dumps(error.como_json()).encode()
         cabeceras: list[Any] = [
             (b"content-type", b"application/json"),

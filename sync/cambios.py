@@ -194,10 +194,16 @@ def validar(c: Any) -> Cambio:
     return c
 
 
+CLAVES_JSON = {"origen", "seq", "hlc", "entidad", "clave", "campo", "valor", "base"}
+
+
 def desde_json(datos: Any) -> Cambio:
     """Build a change from a peer's JSON object, validating every field."""
     if not isinstance(datos, dict):
         raise CambioInvalido("a change must be a JSON object")
+    extra = set(datos) - CLAVES_JSON
+    if extra:
+        raise CambioInvalido(f"change with unknown key {sorted(extra)[0]!r}")
     try:
         c = Cambio(
             origen=datos["origen"],

@@ -55,8 +55,7 @@ def comprobar_deriva(remoto: int, ahora_ms: int, max_deriva_ms: int) -> None:
     adelanto = milisegundos(remoto) - ahora_ms
     if adelanto > max_deriva_ms:
         raise DerivaReloj(
-            f"stamp {remoto} is {adelanto} ms ahead of the local clock "
-            f"(max_clock_drift_ms is {max_deriva_ms})"
+            f"stamp {remoto} is {adelanto} ms ahead of the local clock (max_clock_drift_ms is {max_deriva_ms})"
         )
 
 

@@ -33,8 +33,9 @@ from servidor.almacen import modelos as m
 from servidor.almacen.aplicar import aplicar
 from servidor.almacen.motor import Motores, abrir
 from servidor.almacen.registro import cambios_para
+from servidor.errores import Validacion
 from sync import reglas
-from sync.cambios import Cambio, validar
+from sync.cambios import MAX_UNIDADES, Cambio, validar
 from sync.reloj import Reloj, reloj_de_pared
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,8 @@ class Almacen:
             for (pid, campo), unidades in sorted(tx.stock.items()):
                 if unidades:
                     total = actuales.get(pid, {}).get(campo, 0) + unidades
+                    if total > MAX_UNIDADES:
+                        raise Validacion(f"this node's stock counter for {pid} is full", {"campo": "stock"})
                     declarados.append(("stock", pid, campo, total))
         lote = []
         for n, (entidad, clave, campo, valor) in enumerate(declarados):

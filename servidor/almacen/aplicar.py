@@ -82,7 +82,10 @@ async def _aplicar_lww(conn: AsyncConnection, lote: Sequence[Cambio], productos_
     if nuevos:
         await conn.execute(
             insert(m.sellos),
-            [{"entidad": c.entidad, "clave": c.clave, "campo": c.campo, "hlc": c.hlc, "origen": c.origen} for c in nuevos],
+            [
+                {"entidad": c.entidad, "clave": c.clave, "campo": c.campo, "hlc": c.hlc, "origen": c.origen}
+                for c in nuevos
+            ],
         )
     if viejos:
         s = m.sellos.c
@@ -130,7 +133,7 @@ async def _escribir_filas(conn: AsyncConnection, tabla: Any, filas: dict[str, di
                 por_forma[forma].append({"_id": id_, **{f"v_{k}": v for k, v in valores.items()}})
         else:
             altas[forma].append({"id": id_, **valores})
-    for forma, lote in altas.items():
+    for lote in altas.values():
         await conn.execute(insert(tabla), lote)
     for forma, lote in por_forma.items():
         await conn.execute(

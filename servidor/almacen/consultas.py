@@ -36,10 +36,13 @@ def _fila(fila: Any, campos: Sequence[str]) -> dict[str, Any]:
     return {k: getattr(fila, k) for k in campos}
 
 
-async def _por_ids(conn: AsyncConnection, tabla: Any, campos: Sequence[str], ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+async def _por_ids(
+    conn: AsyncConnection, tabla: Any, campos: Sequence[str], ids: Sequence[str], eliminados: bool = False
+) -> dict[str, dict[str, Any]]:
     encontrados: dict[str, dict[str, Any]] = {}
+    condicion = tabla.c.creado_en.is_not(None) if eliminados else _visibles(tabla)
     for parte in trozos(sorted(set(ids))):
-        filas = await conn.execute(select(tabla).where(tabla.c.id.in_(parte), _visibles(tabla)))
+        filas = await conn.execute(select(tabla).where(tabla.c.id.in_(parte), condicion))
         encontrados.update({f.id: _fila(f, campos) for f in filas})
     return encontrados
 
@@ -110,8 +113,11 @@ async def _items_de_todos(conn: AsyncConnection, consulta: Any) -> dict[str, lis
     return items
 
 
-async def pedidos_por_ids(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    encontrados = await _por_ids(conn, m.pedidos, CAMPOS_PEDIDO, ids)
+async def pedidos_por_ids(
+    conn: AsyncConnection, ids: Sequence[str], eliminados: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Orders by id with their items; ``eliminados`` includes deleted ones (for audits)."""
+    encontrados = await _por_ids(conn, m.pedidos, CAMPOS_PEDIDO, ids, eliminados)
     items = await items_por_pedidos(conn, list(encontrados))
     for id_, p in encontrados.items():
         p["items"] = items.get(id_, [])

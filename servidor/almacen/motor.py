@@ -89,10 +89,7 @@ async def _abrir_mysql(url: str) -> Motores:
         try:
             async with servidor.begin() as conn:
                 await conn.execute(
-                    text(
-                        f"CREATE DATABASE IF NOT EXISTS `{u.database}` "
-                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-                    )
+                    text(f"CREATE DATABASE IF NOT EXISTS `{u.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
                 )
         finally:
             await servidor.dispose()

@@ -55,7 +55,9 @@ class Dominio:
         async with self.almacen.leer() as conn:
             return await lector(conn, *args, **kw)
 
-    async def _existe(self, lector: Callable[..., Awaitable[Any]], entidad: str, id: str, conn: Any = None) -> dict[str, Any]:
+    async def _existe(
+        self, lector: Callable[..., Awaitable[Any]], entidad: str, id: str, conn: Any = None
+    ) -> dict[str, Any]:
         if conn is None:
             encontrado = await self._leer(lector, id)
         else:
@@ -236,9 +238,7 @@ def _ajustar(tx: Escritura, producto_id: str, delta: int, disponible: int) -> No
     """Adjust stock by ``delta`` units at this node's counter entry."""
     if delta > 0:
         if disponible + delta > v.MAX_STOCK:
-            raise Validacion(
-                f"stock would exceed {v.MAX_STOCK} units", {"campo": "cantidad", "disponible": disponible}
-            )
+            raise Validacion(f"stock would exceed {v.MAX_STOCK} units", {"campo": "cantidad", "disponible": disponible})
         tx.sumar_stock(producto_id, "entradas", delta)
     elif delta < 0:
         if disponible + delta < 0:

@@ -99,7 +99,9 @@ def identificador(valor: Any, campo: str) -> str:
 
 def estado(valor: Any) -> str:
     if valor not in ESTADOS:
-        raise Validacion(f"'estado' must be one of {', '.join(ESTADOS)}", {"campo": "estado", "permitidos": list(ESTADOS)})
+        raise Validacion(
+            f"'estado' must be one of {', '.join(ESTADOS)}", {"campo": "estado", "permitidos": list(ESTADOS)}
+        )
     assert isinstance(valor, str)
     return valor
 

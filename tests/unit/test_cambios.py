@@ -68,3 +68,8 @@ def test_a_change_missing_a_field_is_refused_naming_it() -> None:
 def test_a_change_that_is_not_an_object_is_refused() -> None:
     with pytest.raises(CambioInvalido):
         desde_json(["nodo1", 1])
+
+
+def test_a_change_with_an_unknown_key_is_refused() -> None:
+    with pytest.raises(CambioInvalido, match="sorpresa"):
+        desde_json(_cambio() | {"sorpresa": {"x": 1}})

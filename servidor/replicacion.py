@@ -1,0 +1,35 @@
+"""REST routes about peers: their health, what they still lack, sync now.
+
+Thin handlers over the peer manager (``app.state.pares``).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from servidor.rest import Manejador, RespuestaJSON
+
+
+async def salud_nodos(request: Request) -> Response:
+    """One entry per peer: ``id, url, activo, ultimo_contacto, pendientes, lag_ms``."""
+    return RespuestaJSON(await request.app.state.pares.salud())
+
+
+async def logs_pendientes(request: Request) -> Response:
+    """Per peer: how many of our changes it has not acknowledged, and the first of them."""
+    return RespuestaJSON(await request.app.state.pares.pendientes())
+
+
+async def replicar(request: Request) -> Response:
+    """A pull round with every peer now; per peer what it gave or why it could not."""
+    resultados = await request.app.state.pares.replicar()
+    return RespuestaJSON({"nodo": request.app.state.almacen.nodo_id, "pares": resultados})
+
+
+def rutas() -> list[tuple[str, dict[str, Manejador]]]:
+    return [
+        ("/health/nodos", {"GET": salud_nodos}),
+        ("/replicacion/logs/pendientes", {"GET": logs_pendientes}),
+        ("/replicacion/replicar", {"POST": replicar}),
+    ]

@@ -1,0 +1,200 @@
+"""The only module that touches websockets: both ends of a peer link.
+
+:func:`servir` is the sync endpoint (``/sync``) a peer dials; :func:`marcar`
+dials a peer and applies what it sends. The protocol decisions are in
+``sync.protocolo``; the store is reached through :class:`Nodo` (a small
+interface the peer manager implements), so a link never writes rows itself:
+everything it receives goes through ``Almacen.fusionar``, the one ``apply``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.asyncio.client import connect
+
+from servidor.almacen import Almacen
+from sync import protocolo as p
+from sync.errores import ErrorSync
+
+log = logging.getLogger(__name__)
+
+LATIDO_S = 1.0  # an idle server says so this often
+SILENCIO_S = 4.0  # a link quiet for this long is dead
+PLAZO_HOLA_S = 5.0
+
+
+class Nodo(Protocol):
+    """What a link needs from the node it belongs to."""
+
+    almacen: Almacen
+    cluster: str
+    secreto: str
+    nodo_id: str
+    nonces: dict[str, int]
+
+    def pares(self) -> frozenset[str]: ...
+    def estado(self, par: str) -> Any: ...
+    def suscribir(self, evento: asyncio.Event) -> Callable[[], None]: ...
+
+
+@dataclass
+class Ronda:
+    """What one dial took from a peer."""
+
+    recibidos: int = 0
+    aplicados: int = 0
+    al_dia: bool = False
+
+
+async def servir(ws: WebSocket, nodo: Nodo) -> None:
+    await ws.accept()
+    sesion = p.SesionServidor(nodo.cluster, nodo.secreto, nodo.nodo_id, nodo.pares(), nodo.nonces)
+    try:
+        msg = p.decodificar(await asyncio.wait_for(_recibir(ws), PLAZO_HOLA_S))
+        bienvenida = sesion.hola(msg, nodo.almacen.reloj.ahora_ms(), nodo.almacen.vector)
+    except p.Rechazo as e:
+        origen = ws.client.host if ws.client else "?"
+        log.warning("%s: refused peer hello from %s: %s %s", nodo.nodo_id, origen, e.codigo, e.mensaje)
+        with contextlib.suppress(Exception):
+            await ws.send_text(p.codificar(p.error(e.codigo, e.mensaje)))
+            await ws.close(code=1008)
+        return
+    except Exception as e:  # noqa: BLE001 - timeout or disconnect before hello
+        log.info("%s: peer left before hello: %r", nodo.nodo_id, e)
+        return
+    assert sesion.par is not None
+    estado = nodo.estado(sesion.par)
+    await ws.send_text(p.codificar(bienvenida))
+    estado.entrantes += 1
+    estado.acuse = dict(sesion.acuse)
+    estado.contacto()
+    estado.notificar()
+    novedades = asyncio.Event()
+    novedades.set()
+    quitar = nodo.suscribir(novedades)
+
+    async def leer() -> None:
+        while True:
+            texto = await asyncio.wait_for(_recibir(ws), SILENCIO_S)
+            sesion.recibir(p.decodificar(texto))
+            if sesion.acuse != estado.acuse:
+                estado.acuse = dict(sesion.acuse)
+                estado.notificar()
+            estado.contacto()
+            novedades.set()
+
+    async def escribir() -> None:
+        dicho_al_dia = False
+        while True:
+            try:
+                await asyncio.wait_for(novedades.wait(), LATIDO_S)
+            except TimeoutError:
+                if sesion.en_vuelo == 0:
+                    await ws.send_text(p.codificar({"tipo": "latido"}))
+                continue
+            novedades.clear()
+            while sesion.puede_enviar():
+                lote = p.lote(await nodo.almacen.cambios_para(sesion.cursor, p.MAX_LOTE))
+                if not lote:
+                    if not dicho_al_dia:
+                        await ws.send_text(p.codificar({"tipo": "al_dia"}))
+                        dicho_al_dia = True
+                    break
+                await ws.send_text(p.codificar(sesion.enviar(lote)))
+                dicho_al_dia = False
+
+    try:
+        await _hasta_que_uno_termine(leer(), escribir())
+    except p.Rechazo as e:
+        log.warning("%s: link from %s closed: %s %s", nodo.nodo_id, sesion.par, e.codigo, e.mensaje)
+        with contextlib.suppress(Exception):
+            await ws.send_text(p.codificar(p.error(e.codigo, e.mensaje)))
+    except Exception as e:  # noqa: BLE001 - a peer going away is routine
+        log.info("%s: link from %s closed: %r", nodo.nodo_id, sesion.par, e)
+    finally:
+        quitar()
+        estado.entrantes -= 1
+        estado.notificar()
+        with contextlib.suppress(Exception):
+            await ws.close()
+
+
+async def marcar(url: str, par: str, nodo: Nodo, ronda: bool = False) -> Ronda:
+    """Dial ``par`` and apply what it sends; with ``ronda``, stop once caught up."""
+    resultado = Ronda()
+    estado = nodo.estado(par)
+    sesion = p.SesionCliente(nodo.cluster, nodo.secreto, nodo.nodo_id, par)
+    async with connect(
+        url,
+        proxy=None,
+        open_timeout=3,
+        ping_interval=LATIDO_S,
+        ping_timeout=SILENCIO_S,
+        close_timeout=1,
+        max_size=p.MAX_MENSAJE,
+    ) as ws:
+        await ws.send(p.codificar(sesion.hola(nodo.almacen.vector, nodo.almacen.reloj.ahora_ms())))
+        try:
+            while True:
+                msg = p.decodificar(await asyncio.wait_for(ws.recv(), SILENCIO_S))
+                autenticado = sesion.autenticado
+                cambios = sesion.recibir(msg)
+                if cambios is None:
+                    estado.contacto()
+                if sesion.autenticado and not autenticado:
+                    if not ronda:
+                        estado.saliente = True
+                        estado.notificar()
+                    log.info("%s: linked to %s", nodo.nodo_id, par)
+                if cambios is not None:
+                    hecho = await nodo.almacen.fusionar(cambios)
+                    estado.contacto()  # only once the batch was accepted
+                    resultado.recibidos += len(cambios)
+                    resultado.aplicados += len(hecho.aplicados)
+                    await ws.send(p.codificar(sesion.ack(nodo.almacen.vector)))
+                elif msg["tipo"] == "latido":
+                    await ws.send(p.codificar(sesion.ack(nodo.almacen.vector)))
+                elif msg["tipo"] == "al_dia":
+                    resultado.al_dia = True
+                    if ronda:
+                        return resultado
+        except ErrorSync as e:
+            codigo = getattr(e, "codigo", "ERROR_SYNC")
+            log.warning("%s: refused what %s sent: %s %s", nodo.nodo_id, par, codigo, e.mensaje)
+            with contextlib.suppress(Exception):
+                await ws.send(p.codificar(p.error(codigo, e.mensaje)))
+            raise
+        finally:
+            if not ronda and estado.saliente:
+                estado.saliente = False
+                estado.notificar()
+
+
+async def _hasta_que_uno_termine(*corrutinas: Any) -> None:
+    tareas = [asyncio.ensure_future(c) for c in corrutinas]
+    try:
+        hechas, _ = await asyncio.wait(tareas, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tareas:
+            t.cancel()
+        await asyncio.gather(*tareas, return_exceptions=True)
+    for t in hechas:
+        t.result()
+
+
+async def _recibir(ws: WebSocket) -> str:
+    """The next text frame; a binary frame is refused, for the protocol speaks JSON text."""
+    mensaje = await ws.receive()
+    if mensaje["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(mensaje.get("code", 1000), mensaje.get("reason"))
+    texto = mensaje.get("text")
+    if texto is None:
+        raise p.Rechazo("MALFORMADO", "binary frame: peer messages are JSON text")
+    return str(texto)

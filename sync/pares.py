@@ -1,0 +1,207 @@
+"""The peer manager: one background task per peer, and what we know of each.
+
+Each node dials every other node of the settings and keeps the link up:
+a dropped link is retried after :func:`espera` (exponential backoff with
+jitter, first retry under 0.1 s, capped at 3 s), and nothing a client does
+ever waits for a peer. The manager also serves the sync endpoint (through
+``sync.enlace``), wakes the serving links when a commit lands, and answers
+the health and replication questions about peers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+from servidor.ajustes import Ajustes, Nodo
+from servidor.almacen import Almacen
+from servidor.almacen.registro import pendientes as contar_pendientes
+from sync import enlace
+from sync.cambios import Cambio
+from sync.errores import ErrorSync
+from sync.reloj import milisegundos
+
+log = logging.getLogger(__name__)
+
+ACTIVO_S = enlace.SILENCIO_S
+PRIMERA_ESPERA_S = 0.05
+ESPERA_MAXIMA_S = 3.0
+
+
+def espera(intento: int, azar: random.Random | None = None) -> float:
+    """Backoff before retry number ``intento`` (0-based): 50 ms doubling to 3 s, with jitter."""
+    tope = min(ESPERA_MAXIMA_S, PRIMERA_ESPERA_S * (2**intento))
+    return tope * (0.5 + 0.5 * (azar or random).random())
+
+
+@dataclass
+class EstadoPar:
+    id: str
+    url: str
+    saliente: bool = False
+    entrantes: int = 0
+    acuse: dict[str, int] | None = None
+    ultimo_contacto: float | None = None  # wall clock, seconds
+    _contacto_mono: float | None = None
+    ultimo_error: str | None = None
+    notificar: Callable[[], None] = field(default=lambda: None, repr=False)
+
+    def contacto(self) -> None:
+        self.ultimo_contacto = time.time()
+        self._contacto_mono = time.monotonic()
+
+    @property
+    def activo(self) -> bool:
+        reciente = self._contacto_mono is not None and time.monotonic() - self._contacto_mono < ACTIVO_S
+        return reciente and (self.saliente or self.entrantes > 0)
+
+
+class GestorPares:
+    def __init__(self, ajustes: Ajustes, almacen: Almacen) -> None:
+        self.ajustes = ajustes
+        self.almacen = almacen
+        self.cluster = ajustes.cluster.name
+        self.secreto = ajustes.cluster.secret
+        self.nodo_id = ajustes.nodo.id
+        self.nonces: dict[str, int] = {}
+        self._estados = {par.id: EstadoPar(par.id, par.url, notificar=self._avisar) for par in ajustes.pares}
+        self._interesados: list[Callable[[], None]] = []
+        self._eventos: set[asyncio.Event] = set()
+        self._tareas: list[asyncio.Task[None]] = []
+        self._parado = asyncio.Event()
+        self._quitar_observador: Callable[[], None] | None = None
+
+    # --- what sync.enlace needs ------------------------------------------
+
+    def pares(self) -> frozenset[str]:
+        return frozenset(self._estados)
+
+    def estado(self, par: str) -> EstadoPar:
+        return self._estados[par]
+
+    def suscribir(self, evento: asyncio.Event) -> Callable[[], None]:
+        self._eventos.add(evento)
+        return lambda: self._eventos.discard(evento)
+
+    def al_cambiar(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """Call ``fn`` when a link goes up or down or a peer acknowledges."""
+        self._interesados.append(fn)
+        return lambda: self._interesados.remove(fn)
+
+    def _avisar(self) -> None:
+        for fn in list(self._interesados):
+            fn()
+
+    def _al_confirmar(self, _lote: Sequence[Cambio]) -> None:
+        for evento in self._eventos:
+            evento.set()
+
+    # --- lifecycle ---------------------------------------------------------
+
+    def iniciar(self) -> None:
+        self._quitar_observador = self.almacen.observar(self._al_confirmar)
+        for par in self.ajustes.pares:
+            self._tareas.append(asyncio.create_task(self._mantener(par), name=f"par-{par.id}"))
+
+    async def detener(self) -> None:
+        self._parado.set()
+        for t in self._tareas:
+            t.cancel()
+        await asyncio.gather(*self._tareas, return_exceptions=True)
+        if self._quitar_observador:
+            self._quitar_observador()
+
+    async def servir(self, ws: WebSocket) -> None:
+        await enlace.servir(ws, self)
+
+    def _url_sync(self, par: Nodo) -> str:
+        direccion = self.ajustes.nodo.via.get(par.id) or f"{par.host}:{par.port}"
+        return f"ws://{direccion}/sync"
+
+    async def _mantener(self, par: Nodo) -> None:
+        estado = self._estados[par.id]
+        intento = 0
+        while not self._parado.is_set():
+            rechazo = False
+            try:
+                await enlace.marcar(self._url_sync(par), par.id, self)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - every failure means "retry later"
+                rechazo = isinstance(e, ErrorSync)  # a refusal is no sign of a healthy link
+                motivo = f"{type(e).__name__}: {e}"
+                if motivo != estado.ultimo_error:
+                    log.info("%s: link to %s down: %s", self.nodo_id, par.id, motivo)
+                estado.ultimo_error = motivo
+            if not rechazo and estado.ultimo_contacto is not None and time.time() - estado.ultimo_contacto < 1:
+                intento = 0  # it was up: retry quickly
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._parado.wait(), espera(intento))
+            intento += 1
+
+    # --- questions about peers --------------------------------------------
+
+    async def salud(self) -> list[dict[str, Any]]:
+        ahora_ms = self.almacen.reloj.ahora_ms()
+        respuesta = []
+        for par in self.ajustes.pares:
+            estado = self._estados[par.id]
+            primero = await self._primero_pendiente(estado)
+            respuesta.append(
+                {
+                    "id": par.id,
+                    "url": par.url,
+                    "activo": estado.activo,
+                    "ultimo_contacto": _iso(estado.ultimo_contacto),
+                    "pendientes": contar_pendientes(estado.acuse or {}, self.almacen.vector),
+                    "lag_ms": max(0, ahora_ms - milisegundos(primero.hlc)) if primero else 0,
+                    "ultimo_error": None if estado.activo else estado.ultimo_error,
+                }
+            )
+        return respuesta
+
+    async def pendientes(self) -> list[dict[str, Any]]:
+        respuesta = []
+        for par in self.ajustes.pares:
+            estado = self._estados[par.id]
+            primero = await self._primero_pendiente(estado)
+            respuesta.append(
+                {
+                    "nodo": par.id,
+                    "pendientes": contar_pendientes(estado.acuse or {}, self.almacen.vector),
+                    "acuse_conocido": estado.acuse is not None,
+                    "primero": primero.a_json() if primero else None,
+                }
+            )
+        return respuesta
+
+    async def _primero_pendiente(self, estado: EstadoPar) -> Cambio | None:
+        lote = await self.almacen.cambios_para(estado.acuse or {}, 1)
+        return lote[0] if lote else None
+
+    async def replicar(self, plazo_s: float = 10.0) -> list[dict[str, Any]]:
+        """One pull round with every peer now; says what each gave or why not."""
+
+        async def uno(par: Nodo) -> dict[str, Any]:
+            try:
+                r = await asyncio.wait_for(enlace.marcar(self._url_sync(par), par.id, self, ronda=True), plazo_s)
+                return {"nodo": par.id, "ok": True, "recibidos": r.recibidos, "aplicados": r.aplicados}
+            except Exception as e:  # noqa: BLE001 - reported to the caller, per peer
+                return {"nodo": par.id, "ok": False, "error": f"{type(e).__name__}: {e}".strip()}
+
+        return list(await asyncio.gather(*(uno(par) for par in self.ajustes.pares)))
+
+
+def _iso(segundos: float | None) -> str | None:
+    if segundos is None:
+        return None
+    return datetime.fromtimestamp(segundos, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,226 @@
+"""The peer protocol, as pure functions and two small state machines.
+
+A node *pulls*: it dials every peer and asks for what it lacks.
+
+1. Dialer → server ``hola``: cluster name, its node id, protocol version,
+   its version vector, a fresh nonce, its wall-clock time, and
+   ``prueba = HMAC(secret, "hola|version|cluster|dialer|server|nonce|ts")``. Naming
+   the server in the proof keeps a hello captured on one link from being
+   replayed on another; the nonce, remembered for the validity window, keeps
+   it from being replayed on the same one; the timestamp bounds that window.
+2. Server → dialer ``bienvenida``: its node id, its vector, and
+   ``HMAC(secret, "bienvenida|cluster|server|dialer|nonce")``, so the dialer
+   knows it is talking to the cluster too before it applies anything.
+3. Server → dialer ``cambios``: a batch of changes the dialer lacks, of any
+   origin (so changes relay through a third node), each origin's part a
+   gap-free continuation of what the dialer has; then more batches, then
+   ``al_dia`` when nothing is left, then new batches as changes commit
+   (live), and ``latido`` when idle, so a dead link shows within seconds.
+4. Dialer → server ``ack``: its version vector after each batch (and as an
+   answer to ``latido``). Acks move the server's cursor and are what
+   "pending changes" for a peer are measured against.
+5. Either side may send ``error`` (``codigo``, ``mensaje``) and close.
+   Nothing of a refused batch is applied.
+
+The sessions below take a decoded message and answer the messages to send
+(or the changes to apply); sockets and the store are the caller's business.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync.cambios import Cambio, desde_json, es_id
+from sync.errores import ErrorSync
+
+VERSION = 1
+VENTANA_HOLA_MS = 30_000
+MAX_MENSAJE = 4 * 1024 * 1024
+MAX_LOTE = 500
+MAX_LOTE_BYTES = 1024 * 1024
+VENTANA_LOTES = 2
+
+
+class Rechazo(ErrorSync):
+    """A peer message refused; ``codigo`` says why, for the log and the peer."""
+
+    def __init__(self, codigo: str, mensaje: str) -> None:
+        super().__init__(mensaje)
+        self.codigo = codigo
+
+
+def _firma(secreto: str, *partes: object) -> str:
+    texto = "|".join(str(p) for p in partes).encode()
+    return hmac.new(secreto.encode(), texto, hashlib.sha256).hexdigest()
+
+
+def _igual(a: Any, b: str) -> bool:
+    return isinstance(a, str) and hmac.compare_digest(a.encode(), b.encode())
+
+
+def decodificar(texto: str | bytes) -> dict[str, Any]:
+    if len(texto) > MAX_MENSAJE:
+        raise Rechazo("MENSAJE_GRANDE", f"message of {len(texto)} bytes exceeds {MAX_MENSAJE}")
+    try:
+        msg = json.loads(texto)
+    except (ValueError, UnicodeDecodeError):
+        raise Rechazo("MALFORMADO", "message is not JSON") from None
+    if not isinstance(msg, dict) or not isinstance(msg.get("tipo"), str):
+        raise Rechazo("MALFORMADO", "message is not an object with a 'tipo'")
+    return msg
+
+
+def codificar(msg: Mapping[str, Any]) -> str:
+    return json.dumps(msg, separators=(",", ":"), ensure_ascii=False)
+
+
+def vector_valido(v: Any) -> dict[str, int]:
+    if not isinstance(v, dict) or len(v) > 1000:
+        raise Rechazo("MALFORMADO", "bad version vector")
+    for origen, seq in v.items():
+        if not es_id(origen) or not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise Rechazo("MALFORMADO", "bad version vector")
+    return dict(v)
+
+
+def error(codigo: str, mensaje: str) -> dict[str, Any]:
+    return {"tipo": "error", "codigo": codigo, "mensaje": mensaje}
+
+
+def lote(cambios: list[Cambio]) -> list[Cambio]:
+    """Cut a batch so that its message stays under ``MAX_LOTE_BYTES``."""
+    tomados: list[Cambio] = []
+    tamano = 0
+    for c in cambios[:MAX_LOTE]:
+        tamano += len(codificar(c.a_json()).encode())
+        if tomados and tamano > MAX_LOTE_BYTES:
+            break
+        tomados.append(c)
+    return tomados
+
+
+@dataclass
+class SesionCliente:
+    """The dialer's side of one link."""
+
+    cluster: str
+    secreto: str
+    nodo: str
+    destino: str
+    nonce: str = field(default_factory=lambda: os.urandom(16).hex())
+    autenticado: bool = False
+
+    def hola(self, vector: Mapping[str, int], ahora_ms: int) -> dict[str, Any]:
+        return {
+            "tipo": "hola",
+            "cluster": self.cluster,
+            "nodo": self.nodo,
+            "version": VERSION,
+            "vector": dict(vector),
+            "nonce": self.nonce,
+            "ts": ahora_ms,
+            "prueba": _firma(
+                self.secreto, "hola", VERSION, self.cluster, self.nodo, self.destino, self.nonce, ahora_ms
+            ),
+        }
+
+    def recibir(self, msg: dict[str, Any]) -> list[Cambio] | None:
+        """Changes to apply (then :meth:`ack`), or None for a control message."""
+        tipo = msg["tipo"]
+        if tipo == "error":
+            raise Rechazo(str(msg.get("codigo", "ERROR")), f"peer refused us: {msg.get('mensaje')}")
+        if not self.autenticado:
+            if tipo != "bienvenida":
+                raise Rechazo("PROTOCOLO", f"expected bienvenida, got {tipo!r}")
+            esperada = _firma(self.secreto, "bienvenida", self.cluster, self.destino, self.nodo, self.nonce)
+            if msg.get("nodo") != self.destino or not _igual(msg.get("prueba"), esperada):
+                raise Rechazo("SECRETO", f"{self.destino} could not prove the cluster secret")
+            vector_valido(msg.get("vector"))
+            self.autenticado = True
+            return None
+        if tipo == "cambios":
+            datos = msg.get("cambios")
+            if not isinstance(datos, list) or len(datos) > MAX_LOTE:
+                raise Rechazo("MALFORMADO", "bad batch of changes")
+            return [desde_json(d) for d in datos]
+        if tipo in ("al_dia", "latido"):
+            return None
+        raise Rechazo("PROTOCOLO", f"unexpected message {tipo!r}")
+
+    def ack(self, vector: Mapping[str, int]) -> dict[str, Any]:
+        return {"tipo": "ack", "vector": dict(vector)}
+
+
+@dataclass
+class SesionServidor:
+    """The serving side of one link: checks the hello, tracks the cursor."""
+
+    cluster: str
+    secreto: str
+    nodo: str
+    pares: frozenset[str]
+    nonces: dict[str, int]
+    par: str | None = None
+    cursor: dict[str, int] = field(default_factory=dict)
+    acuse: dict[str, int] = field(default_factory=dict)
+    en_vuelo: int = 0
+
+    def hola(self, msg: dict[str, Any], ahora_ms: int, vector_local: Mapping[str, int]) -> dict[str, Any]:
+        if msg["tipo"] != "hola":
+            raise Rechazo("PROTOCOLO", f"expected hola, got {msg['tipo']!r}")
+        if msg.get("version") != VERSION:
+            raise Rechazo("VERSION", f"protocol version {msg.get('version')!r}, this node speaks {VERSION}")
+        if msg.get("cluster") != self.cluster:
+            raise Rechazo("CLUSTER", f"cluster {msg.get('cluster')!r} is not {self.cluster!r}")
+        par, nonce, ts = msg.get("nodo"), msg.get("nonce"), msg.get("ts")
+        if par not in self.pares:
+            raise Rechazo("NODO_DESCONOCIDO", f"{par!r} is not a peer in this cluster's settings")
+        if not isinstance(nonce, str) or not 16 <= len(nonce) <= 64 or not isinstance(ts, int):
+            raise Rechazo("MALFORMADO", "hello without a proper nonce and timestamp")
+        esperada = _firma(self.secreto, "hola", VERSION, self.cluster, par, self.nodo, nonce, ts)
+        if not _igual(msg.get("prueba"), esperada):
+            raise Rechazo("SECRETO", f"{par} could not prove the cluster secret")
+        if abs(ahora_ms - ts) > VENTANA_HOLA_MS:
+            raise Rechazo("HOLA_CADUCADO", f"hello stamped {ahora_ms - ts} ms away from our clock")
+        for viejo in [n for n, t in self.nonces.items() if ahora_ms - t > VENTANA_HOLA_MS]:
+            del self.nonces[viejo]
+        if nonce in self.nonces:
+            raise Rechazo("HOLA_REPETIDO", f"hello from {par} replays a nonce already used")
+        self.nonces[nonce] = ahora_ms
+        self.par = par
+        self.cursor = vector_valido(msg.get("vector"))
+        self.acuse = dict(self.cursor)
+        return {
+            "tipo": "bienvenida",
+            "nodo": self.nodo,
+            "vector": dict(vector_local),
+            "prueba": _firma(self.secreto, "bienvenida", self.cluster, self.nodo, par, nonce),
+        }
+
+    def puede_enviar(self) -> bool:
+        return self.en_vuelo < VENTANA_LOTES
+
+    def enviar(self, cambios: list[Cambio]) -> dict[str, Any]:
+        """Message for a batch; moves the cursor past it."""
+        for c in cambios:
+            self.cursor[c.origen] = max(self.cursor.get(c.origen, 0), c.seq)
+        self.en_vuelo += 1
+        return {"tipo": "cambios", "cambios": [c.a_json() for c in cambios]}
+
+    def recibir(self, msg: dict[str, Any]) -> None:
+        if msg["tipo"] == "error":
+            raise Rechazo(str(msg.get("codigo", "ERROR")), f"{self.par} refused our batch: {msg.get('mensaje')}")
+        if msg["tipo"] != "ack":
+            raise Rechazo("PROTOCOLO", f"unexpected message {msg['tipo']!r}")
+        vector = vector_valido(msg.get("vector"))
+        self.acuse = vector
+        # The peer may have learnt more from others meanwhile: never resend that.
+        for origen, seq in vector.items():
+            self.cursor[origen] = max(self.cursor.get(origen, 0), seq)
+        self.en_vuelo = max(0, self.en_vuelo - 1)

@@ -1,0 +1,243 @@
+"""A peer that cannot be trusted is refused with a logged reason, and nothing it sent is applied.
+
+Real node processes on loopback; the rogue peer lives in the test process:
+a dialer speaking to a node's ``/sync`` endpoint, or a websockets server the
+node dials because the settings route one of its peers there (``via``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from sync import protocolo as p
+from sync.cambios import Cambio
+from sync.reloj import reloj_de_pared, sello
+from tests.procesos import Cluster, FabricaClusters, ProcesoNodo, esperar
+
+PLAZO = 15.0
+SECRETO = "secreto-de-prueba"  # the Cluster's default secret
+NOMBRE = "pedidos-test"  # the Cluster's default name
+Mensaje = dict[str, Any]
+
+
+# --- what a node holds ---------------------------------------------------------
+
+
+async def obtener(nodo: ProcesoNodo, ruta: str) -> Any:
+    async with nodo.cliente() as http:
+        r = await http.get(ruta)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+def cuenta_cambios(nodo: ProcesoNodo) -> int:
+    """Rows in the node's change log, read straight from its SQLite file."""
+    with contextlib.closing(sqlite3.connect(nodo.database.removeprefix("sqlite+aiosqlite:///"))) as bd:
+        return int(bd.execute("SELECT COUNT(*) FROM cambios").fetchone()[0])
+
+
+async def foto(nodo: ProcesoNodo) -> tuple[dict[str, int], int, list[Any]]:
+    return (await obtener(nodo, "/api/health"))["vector"], cuenta_cambios(nodo), await obtener(nodo, "/api/clientes")
+
+
+async def sigue_sano(nodo: ProcesoNodo) -> None:
+    """Ping answers and a normal write still goes through."""
+    antes = (await obtener(nodo, "/api/health"))["vector"].get(nodo.id, 0)
+    async with nodo.cliente() as http:
+        assert (await http.get("/api/health/ping")).status_code == 200
+        r = await http.post("/api/clientes", json={"nombre": "Ana", "email": "ana@example.com"})
+        assert r.status_code == 201, r.text
+    assert (await obtener(nodo, "/api/health"))["vector"][nodo.id] > antes
+
+
+async def en_registro(nodo: ProcesoNodo, *trozos: str) -> None:
+    def aparece() -> bool:
+        return any(all(t in linea for t in trozos) for linea in nodo.registro().splitlines())
+
+    await esperar(aparece, PLAZO, que=f"{nodo.id} logs a line with {trozos}")
+
+
+# --- A. a rogue dialer -----------------------------------------------------------
+
+
+def hola(
+    cluster: str = NOMBRE, secreto: str = SECRETO, nodo: str = "nodo2", ts: int | None = None, **cambiar: Any
+) -> str:
+    """A hello to nodo1, as nodo2 would sign it unless told otherwise."""
+    msg = p.SesionCliente(cluster, secreto, nodo, "nodo1").hola({}, reloj_de_pared() if ts is None else ts)
+    return p.codificar({**msg, **cambiar})
+
+
+async def marcar(nodo: ProcesoNodo, *textos: str | bytes, hasta: str | None = None) -> tuple[list[Mensaje], int | None]:
+    """Send ``textos`` on a fresh link; what came back until the node closed it (or ``hasta`` arrived)."""
+    recibidos: list[Mensaje] = []
+    async with asyncio.timeout(PLAZO), connect(f"ws://{nodo.host}:{nodo.port}/sync", proxy=None) as ws:
+        with contextlib.suppress(ConnectionClosed):
+            for texto in textos:
+                await ws.send(texto)
+            async for llegado in ws:
+                recibidos.append(json.loads(llegado))
+                if recibidos[-1]["tipo"] == hasta:
+                    break
+    return recibidos, ws.close_code
+
+
+@pytest.fixture
+async def cluster(clusters: FabricaClusters) -> Cluster:
+    c = await clusters(2)
+    await sigue_sano(c["nodo1"])  # so that "nothing changed" compares a non-empty state
+    return c
+
+
+@pytest.mark.parametrize(
+    ("mensaje", "codigo"),
+    [
+        pytest.param(lambda: hola(secreto="otro-secreto"), "SECRETO", id="wrong-secret"),
+        pytest.param(lambda: hola(ts=reloj_de_pared() - 60_000), "HOLA_CADUCADO", id="stale-timestamp"),
+        pytest.param(lambda: hola(cluster="otro-cluster"), "CLUSTER", id="other-cluster"),
+        pytest.param(lambda: hola(version=p.VERSION + 1), "VERSION", id="other-version"),
+        pytest.param(lambda: hola(nodo="nodo9"), "NODO_DESCONOCIDO", id="unknown-node"),
+        pytest.param(lambda: "{esto no es json", "MALFORMADO", id="garbage"),
+        pytest.param(lambda: b"\xff\xfe\x00garbage", "MALFORMADO", id="binary-garbage"),
+        pytest.param(lambda: "x" * (p.MAX_MENSAJE + 1), "MENSAJE_GRANDE", id="over-max-mensaje"),
+    ],
+)
+async def test_a_rogue_hello_is_answered_with_an_error_logged_and_changes_nothing(
+    cluster: Cluster, mensaje: Callable[[], str | bytes], codigo: str
+) -> None:
+    uno = cluster["nodo1"]
+    antes = await foto(uno)
+    recibidos, cierre = await marcar(uno, mensaje())
+    assert [(m["tipo"], m.get("codigo")) for m in recibidos] == [("error", codigo)]
+    assert cierre == 1008
+    await en_registro(uno, "nodo1: refused peer hello", codigo)
+    assert await foto(uno) == antes
+    await sigue_sano(uno)
+
+
+async def test_a_hello_replayed_on_a_second_link_is_refused_as_a_repeat(cluster: Cluster) -> None:
+    uno = cluster["nodo1"]
+    antes = await foto(uno)
+    capturado = hola()
+    primero, _ = await marcar(uno, capturado, hasta="bienvenida")
+    assert primero[0]["tipo"] == "bienvenida"
+    segundo, cierre = await marcar(uno, capturado)
+    assert [(m["tipo"], m.get("codigo")) for m in segundo] == [("error", "HOLA_REPETIDO")]
+    assert cierre == 1008
+    await en_registro(uno, "nodo1: refused peer hello", "HOLA_REPETIDO")
+    assert await foto(uno) == antes
+    await sigue_sano(uno)
+
+
+async def test_a_frame_over_the_servers_websocket_limit_is_dropped_before_the_protocol_sees_it(
+    cluster: Cluster,
+) -> None:
+    uno = cluster["nodo1"]
+    antes = await foto(uno)
+    recibidos, cierre = await marcar(uno, "x" * (17 * 1024 * 1024))  # uvicorn's ws_max_size is 16 MiB
+    assert recibidos == [] and cierre == 1009
+    assert await foto(uno) == antes
+    await sigue_sano(uno)
+
+
+# --- B. a rogue server that nodo1 dials as its peer nodo2 -------------------------------
+
+
+def cliente_de_nodo2(ahora_ms: int) -> list[Cambio]:
+    """Three well-formed changes of nodo2 that make a cliente."""
+    clave = str(uuid.uuid4())
+    campos = [("nombre", "Eva"), ("email", "eva@example.com"), ("creado_en", "2024-05-01T10:00:00.000Z")]
+    return [Cambio("nodo2", n, sello(ahora_ms, n), "cliente", clave, c, v) for n, (c, v) in enumerate(campos, 1)]
+
+
+def con_campo_desconocido(ahora_ms: int) -> list[Mensaje]:
+    malo = Cambio("nodo2", 4, sello(ahora_ms, 4), "cliente", "c-1", "apodo", "Evita")
+    return [c.a_json() for c in [*cliente_de_nodo2(ahora_ms), malo]]
+
+
+def con_reloj_adelantado(ahora_ms: int) -> list[Mensaje]:
+    futuro = Cambio("nodo2", 4, sello(ahora_ms + 60_000), "cliente", "c-1", "nombre", "Eva del futuro")
+    return [c.a_json() for c in [*cliente_de_nodo2(ahora_ms), futuro]]
+
+
+def bien_formado(ahora_ms: int) -> list[Mensaje]:
+    return [c.a_json() for c in cliente_de_nodo2(ahora_ms)]
+
+
+class ParFalso:
+    """A websockets server that welcomes nodo1 and sends it one batch per link.
+
+    It checks nodo1's hello with the cluster secret; with ``secreto`` it signs
+    its welcome with that one instead.
+    """
+
+    def __init__(self, lote: Callable[[int], list[Mensaje]], secreto: str = SECRETO) -> None:
+        self.lote = lote
+        self.secreto = secreto
+        self.respuestas: list[Mensaje] = []  # nodo1's first answer on each link
+
+    async def atender(self, ws: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            sesion = p.SesionServidor(NOMBRE, SECRETO, "nodo2", frozenset({"nodo1"}), {})
+            hola = p.decodificar(await ws.recv())
+            bienvenida = sesion.hola(hola, reloj_de_pared(), {})
+            if self.secreto != SECRETO:
+                firmado = f"bienvenida|{NOMBRE}|nodo2|nodo1|{hola['nonce']}".encode()
+                bienvenida["prueba"] = hmac.new(self.secreto.encode(), firmado, hashlib.sha256).hexdigest()
+            await ws.send(p.codificar(bienvenida))
+            await ws.send(p.codificar({"tipo": "cambios", "cambios": self.lote(reloj_de_pared())}))
+            self.respuestas.append(p.decodificar(await ws.recv()))
+
+
+@contextlib.asynccontextmanager
+async def nodo1_marca_a(clusters: FabricaClusters, par: ParFalso) -> AsyncIterator[ProcesoNodo]:
+    """nodo1 running, with its peer nodo2 routed to ``par``; nodo2 itself never runs."""
+    async with serve(par.atender, "127.0.0.1", 0) as servidor:
+        puerto = servidor.sockets[0].getsockname()[1]
+        c = await clusters(2, arrancar=False, via={"nodo1": {"nodo2": f"127.0.0.1:{puerto}"}})
+        await c.arrancar("nodo1")
+        yield c["nodo1"]
+
+
+@pytest.mark.parametrize(
+    ("par", "codigo"),
+    [
+        pytest.param(lambda: ParFalso(con_campo_desconocido), "CAMBIO_INVALIDO", id="unknown-field"),
+        pytest.param(lambda: ParFalso(con_reloj_adelantado), "DERIVA_RELOJ", id="clock-60s-ahead"),
+        pytest.param(lambda: ParFalso(bien_formado, secreto="otro-secreto"), "SECRETO", id="welcome-without-proof"),
+    ],
+)
+async def test_a_peer_that_sends_what_it_should_not_is_refused_and_none_of_its_batch_is_applied(
+    clusters: FabricaClusters, par: Callable[[], ParFalso], codigo: str
+) -> None:
+    falso = par()
+    async with nodo1_marca_a(clusters, falso) as uno:
+        await esperar(lambda: falso.respuestas, PLAZO, que="nodo1 answers the rogue peer")
+        assert (falso.respuestas[0]["tipo"], falso.respuestas[0].get("codigo")) == ("error", codigo)
+        await en_registro(uno, "nodo1: refused what nodo2 sent", codigo)
+        vector, cuenta, clientes = await foto(uno)
+        assert "nodo2" not in vector and cuenta == 0 and clientes == []
+        await sigue_sano(uno)
+
+
+async def test_a_well_formed_batch_from_a_peer_that_proves_the_secret_is_applied(clusters: FabricaClusters) -> None:
+    falso = ParFalso(bien_formado)
+    async with nodo1_marca_a(clusters, falso) as uno:
+        await esperar(lambda: falso.respuestas, PLAZO, que="nodo1 answers the peer")
+        assert falso.respuestas[0] == {"tipo": "ack", "vector": {"nodo2": 3}}
+        vector, cuenta, clientes = await foto(uno)
+        assert vector == {"nodo2": 3} and cuenta == 3
+        assert [(x["nombre"], x["email"]) for x in clientes] == [("Eva", "eva@example.com")]

@@ -1,0 +1,150 @@
+"""The peer protocol without sockets: sessions take messages and answer messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sync import protocolo as p
+from sync.cambios import Cambio
+from sync.errores import CambioInvalido
+
+AHORA = 1_800_000_000_000
+
+
+def _par(secreto_cliente: str = "s3creto", nodo: str = "nodo2", destino: str = "nodo1") -> p.SesionCliente:
+    return p.SesionCliente("pedidos", secreto_cliente, nodo, destino, nonce="ab" * 16)
+
+
+def _servidor(nonces: dict[str, int] | None = None) -> p.SesionServidor:
+    return p.SesionServidor(
+        "pedidos", "s3creto", "nodo1", frozenset({"nodo2", "nodo3"}), {} if nonces is None else nonces
+    )
+
+
+def _cambio(seq: int, origen: str = "nodo1") -> Cambio:
+    return Cambio(origen, seq, (AHORA << 16) + seq, "cliente", f"c{seq}", "nombre", "Ana")
+
+
+def test_a_peer_that_proves_the_secret_is_welcomed_and_can_check_the_welcome() -> None:
+    cliente, servidor = _par(), _servidor()
+    bienvenida = servidor.hola(cliente.hola({"nodo3": 4}, AHORA), AHORA, {"nodo1": 9})
+    assert bienvenida["tipo"] == "bienvenida" and bienvenida["vector"] == {"nodo1": 9}
+    assert servidor.par == "nodo2" and servidor.cursor == {"nodo3": 4}
+    assert cliente.recibir(bienvenida) is None and cliente.autenticado
+
+
+@pytest.mark.parametrize(
+    ("alterar", "codigo"),
+    [
+        (lambda m: m.update(prueba="0" * 64), "SECRETO"),
+        (lambda m: m.update(version=99), "VERSION"),
+        (lambda m: m.update(cluster="otro"), "CLUSTER"),
+        (lambda m: m.update(nodo="intruso"), "NODO_DESCONOCIDO"),
+        (lambda m: m.update(nonce=None), "MALFORMADO"),
+        (lambda m: m.update(vector={"nodo3": -1}), "MALFORMADO"),
+        (lambda m: m.update(tipo="ack"), "PROTOCOLO"),
+    ],
+)
+def test_a_bad_hello_is_refused_with_a_reason(alterar: Any, codigo: str) -> None:
+    msg = _par().hola({}, AHORA)
+    alterar(msg)
+    with pytest.raises(p.Rechazo) as e:
+        _servidor().hola(msg, AHORA, {})
+    assert e.value.codigo == codigo
+
+
+def test_a_hello_signed_with_another_secret_is_refused() -> None:
+    with pytest.raises(p.Rechazo) as e:
+        _servidor().hola(_par("otro-secreto").hola({}, AHORA), AHORA, {})
+    assert e.value.codigo == "SECRETO"
+
+
+def test_a_replayed_hello_is_refused() -> None:
+    nonces: dict[str, int] = {}
+    hola = _par().hola({}, AHORA)
+    _servidor(nonces).hola(dict(hola), AHORA, {})
+    with pytest.raises(p.Rechazo) as e:
+        _servidor(nonces).hola(dict(hola), AHORA + 10, {})
+    assert e.value.codigo == "HOLA_REPETIDO"
+
+
+def test_a_stale_hello_is_refused_even_with_a_fresh_nonce() -> None:
+    hola = _par().hola({}, AHORA - p.VENTANA_HOLA_MS - 1)
+    with pytest.raises(p.Rechazo) as e:
+        _servidor().hola(hola, AHORA, {})
+    assert e.value.codigo == "HOLA_CADUCADO"
+
+
+def test_a_hello_meant_for_another_node_is_refused() -> None:
+    hola = _par(destino="nodo3").hola({}, AHORA)
+    with pytest.raises(p.Rechazo) as e:
+        _servidor().hola(hola, AHORA, {})
+    assert e.value.codigo == "SECRETO"
+
+
+def test_a_welcome_that_does_not_prove_the_secret_is_refused() -> None:
+    cliente = _par()
+    with pytest.raises(p.Rechazo) as e:
+        cliente.recibir({"tipo": "bienvenida", "nodo": "nodo1", "vector": {}, "prueba": "f" * 64})
+    assert e.value.codigo == "SECRETO" and not cliente.autenticado
+
+
+def test_changes_before_the_welcome_are_refused() -> None:
+    with pytest.raises(p.Rechazo):
+        _par().recibir({"tipo": "cambios", "cambios": [_cambio(1).a_json()]})
+
+
+def _enlazados() -> tuple[p.SesionCliente, p.SesionServidor]:
+    cliente, servidor = _par(), _servidor()
+    cliente.recibir(servidor.hola(cliente.hola({}, AHORA), AHORA, {}))
+    return cliente, servidor
+
+
+def test_a_batch_moves_the_server_cursor_and_the_client_gets_the_changes() -> None:
+    cliente, servidor = _enlazados()
+    msg = servidor.enviar([_cambio(1), _cambio(2)])
+    assert servidor.cursor == {"nodo1": 2} and servidor.en_vuelo == 1
+    assert cliente.recibir(msg) == [_cambio(1), _cambio(2)]
+
+
+def test_a_malformed_change_in_a_batch_refuses_the_batch() -> None:
+    cliente, _ = _enlazados()
+    malo = _cambio(1).a_json() | {"campo": "contrasena"}
+    with pytest.raises(CambioInvalido):
+        cliente.recibir({"tipo": "cambios", "cambios": [_cambio(2).a_json(), malo]})
+
+
+def test_the_server_keeps_at_most_a_window_of_batches_in_flight() -> None:
+    cliente, servidor = _enlazados()
+    for n in range(p.VENTANA_LOTES):
+        assert servidor.puede_enviar()
+        servidor.enviar([_cambio(n + 1)])
+    assert not servidor.puede_enviar()
+    servidor.recibir(cliente.ack({"nodo1": 1}))
+    assert servidor.puede_enviar() and servidor.acuse == {"nodo1": 1}
+
+
+def test_an_ack_with_more_than_was_sent_moves_the_cursor_past_it() -> None:
+    cliente, servidor = _enlazados()
+    servidor.recibir(cliente.ack({"nodo3": 40}))
+    assert servidor.cursor["nodo3"] == 40
+
+
+def test_an_oversized_or_non_json_message_is_refused() -> None:
+    with pytest.raises(p.Rechazo) as e:
+        p.decodificar("x" * (p.MAX_MENSAJE + 1))
+    assert e.value.codigo == "MENSAJE_GRANDE"
+    with pytest.raises(p.Rechazo):
+        p.decodificar("{no es json")
+    with pytest.raises(p.Rechazo):
+        p.decodificar("[1, 2]")
+
+
+def test_a_batch_is_cut_to_stay_under_the_byte_limit() -> None:
+    grande = [Cambio("nodo1", n, n, "cliente", f"c{n}", "direccion", "ñ" * 2000) for n in range(1, 501)]
+    lote = p.lote(grande)
+    assert 0 < len(lote) < 500
+    mensaje = p.codificar({"tipo": "cambios", "cambios": [c.a_json() for c in lote]})
+    assert len(mensaje.encode()) <= p.MAX_LOTE_BYTES + 4096
