@@ -7,6 +7,7 @@ The package, one idea per module:
 - ``entradas``: mutation inputs, passed to the domain as snake_case dicts
   with only the fields the client set;
 - ``consultas`` and ``mutaciones``: thin resolvers, one domain call each;
+- ``suscripciones``: live orders, stock and peers, fed by ``servidor.eventos``;
 - ``contexto``: the one object resolvers get (domain, store, settings,
   loaders), made per request;
 - ``errores``: domain errors with their code in ``extensions.codigo``,
@@ -21,6 +22,7 @@ from esquema.consultas import Consulta
 from esquema.errores import EsquemaPedidos
 from esquema.extensiones import Limites, crear_extensiones
 from esquema.mutaciones import Mutacion
+from esquema.suscripciones import Suscripcion
 from esquema.vista import VistaGraphQL
 
 
@@ -28,6 +30,7 @@ def crear_esquema(limites: Limites | None = None) -> EsquemaPedidos:
     return EsquemaPedidos(
         query=Consulta,
         mutation=Mutacion,
+        subscription=Suscripcion,
         extensions=crear_extensiones(limites or Limites()),
     )
 

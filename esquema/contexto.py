@@ -41,6 +41,7 @@ from strawberry.extensions import SchemaExtension
 from servidor.ajustes import Ajustes
 from servidor.almacen import Almacen, consultas
 from servidor.dominio import Dominio
+from servidor.eventos import Difusion
 from sync.pares import GestorPares
 
 Fila = dict[str, Any]
@@ -79,6 +80,7 @@ class Contexto:
     almacen: Almacen
     ajustes: Ajustes
     pares: GestorPares
+    difusion: Difusion
     inicio: float
     cargadores: Cargadores
     request: Request | WebSocket
@@ -93,6 +95,7 @@ class Contexto:
             almacen=estado.almacen,
             ajustes=estado.ajustes,
             pares=estado.pares,
+            difusion=estado.difusion,
             inicio=estado.inicio,
             cargadores=Cargadores.crear(estado.almacen),
             request=request,

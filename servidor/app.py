@@ -25,6 +25,7 @@ from servidor import replicacion, rest
 from servidor.ajustes import Ajustes
 from servidor.almacen import Almacen
 from servidor.dominio import Dominio
+from servidor.eventos import Difusion
 from servidor.limites import LimiteCuerpo
 from sync.pares import GestorPares
 
@@ -65,12 +66,15 @@ def crear_app(ajustes: Ajustes) -> Starlette:
         app.state.dominio = Dominio(almacen)
         app.state.inicio = time.monotonic()
         app.state.pares = GestorPares(ajustes, almacen)
+        app.state.difusion = Difusion(almacen, app.state.pares)
+        app.state.difusion.iniciar()
         app.state.pares.iniciar()
         log.info("%s: serving on %s", ajustes.nodo.id, ajustes.nodo.url)
         try:
             yield
         finally:
             await app.state.pares.detener()
+            await app.state.difusion.detener()
             await almacen.cerrar()
             log.info("%s: stopped", ajustes.nodo.id)
 

@@ -9,7 +9,8 @@ The hierarchy::
     ├── Conflicto             409   (abstract) the request is valid but the state refuses it
     │   ├── StockInsuficiente       STOCK_INSUFICIENTE
     │   └── TransicionInvalida      TRANSICION_INVALIDA
-    └── CuerpoDemasiadoGrande 413   CUERPO_DEMASIADO_GRANDE
+    ├── CuerpoDemasiadoGrande 413   CUERPO_DEMASIADO_GRANDE
+    └── SuscriptorLento       429   SUSCRIPTOR_LENTO: a subscriber fell too far behind
 
 Every one of them is *definite*: the request changed nothing. REST answers
 ``{"error": {"codigo", "mensaje", "detalle"}}`` with the status above;
@@ -69,3 +70,7 @@ class CuerpoDemasiadoGrande(ErrorPedidos):
     codigo = "CUERPO_DEMASIADO_GRANDE"
     estado_http = 413
 
+
+class SuscriptorLento(ErrorPedidos):
+    codigo = "SUSCRIPTOR_LENTO"
+    estado_http = 429
