@@ -116,3 +116,20 @@ async def mover(http: httpx.AsyncClient, pedido_id: str, *estados: str) -> dict[
         assert r.status_code == 200, r.text
         pedido = r.json()
     return pedido
+
+
+# --- GraphQL ---------------------------------------------------------------------
+
+
+async def gql(http: httpx.AsyncClient, consulta: str, **variables: Any) -> dict[str, Any]:
+    r = await http.post("/graphql", json={"query": consulta, "variables": variables})
+    assert r.status_code == 200, r.text
+    cuerpo: dict[str, Any] = r.json()
+    return cuerpo
+
+
+async def datos(http: httpx.AsyncClient, consulta: str, **variables: Any) -> dict[str, Any]:
+    cuerpo = await gql(http, consulta, **variables)
+    assert "errors" not in cuerpo, cuerpo
+    resultado: dict[str, Any] = cuerpo["data"]
+    return resultado

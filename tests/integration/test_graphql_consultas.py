@@ -15,20 +15,7 @@ from starlette.types import Message
 
 from servidor.almacen import consultas
 from sync.cambios import Cambio
-
-
-async def gql(http: httpx.AsyncClient, consulta: str, **variables: Any) -> dict[str, Any]:
-    r = await http.post("/graphql", json={"query": consulta, "variables": variables})
-    assert r.status_code == 200, r.text
-    cuerpo: dict[str, Any] = r.json()
-    return cuerpo
-
-
-async def datos(http: httpx.AsyncClient, consulta: str, **variables: Any) -> dict[str, Any]:
-    cuerpo = await gql(http, consulta, **variables)
-    assert "errors" not in cuerpo, cuerpo
-    resultado: dict[str, Any] = cuerpo["data"]
-    return resultado
+from tests.integration.ayudas import datos
 
 
 async def poblar(app: Starlette, pedidos: int) -> list[dict[str, Any]]:

@@ -10,16 +10,9 @@ import pytest
 from starlette.applications import Starlette
 
 from servidor.dominio import Dominio
-from tests.integration.ayudas import sin_cambios
+from tests.integration.ayudas import gql, sin_cambios
 
 NINGUNO = "01a00000-0000-7000-8000-000000000000"
-
-
-async def gql(http: httpx.AsyncClient, consulta: str, **variables: Any) -> dict[str, Any]:
-    r = await http.post("/graphql", json={"query": consulta, "variables": variables})
-    assert r.status_code == 200, r.text
-    cuerpo: dict[str, Any] = r.json()
-    return cuerpo
 
 
 def error_unico(cuerpo: dict[str, Any], codigo: str) -> dict[str, Any]:

@@ -10,15 +10,9 @@ import strawberry.schema.schema
 from graphql import get_introspection_query
 
 from esquema import Limites, crear_esquema
+from tests.integration.ayudas import gql
 
 PROFUNDO = "{ pedidos { items { producto { nombre } } } }"  # depth 3 (root fields are 0), the deepest there is
-
-
-async def gql(http: httpx.AsyncClient, consulta: str, **variables: Any) -> dict[str, Any]:
-    r = await http.post("/graphql", json={"query": consulta, "variables": variables})
-    assert r.status_code == 200, r.text
-    cuerpo: dict[str, Any] = r.json()
-    return cuerpo
 
 
 async def test_a_query_deeper_than_the_limit_is_refused_before_running() -> None:

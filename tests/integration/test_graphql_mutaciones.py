@@ -7,27 +7,13 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
-from tests.integration.ayudas import escribe, valores
+from tests.integration.ayudas import datos, escribe, valores
 
 CLIENTE = "id nombre email telefono direccion creadoEn"
 PRODUCTO = "id nombre descripcion precio stock"
 PEDIDO = (
     "id clienteId estado total nodoOrigen cliente { nombre } items { productoId cantidad subtotal producto { stock } }"
 )
-
-
-async def gql(http: httpx.AsyncClient, consulta: str, **variables: Any) -> dict[str, Any]:
-    r = await http.post("/graphql", json={"query": consulta, "variables": variables})
-    assert r.status_code == 200, r.text
-    cuerpo: dict[str, Any] = r.json()
-    return cuerpo
-
-
-async def datos(http: httpx.AsyncClient, consulta: str, **variables: Any) -> dict[str, Any]:
-    cuerpo = await gql(http, consulta, **variables)
-    assert "errors" not in cuerpo, cuerpo
-    resultado: dict[str, Any] = cuerpo["data"]
-    return resultado
 
 
 async def crear_cliente(http: httpx.AsyncClient, **campos: Any) -> dict[str, Any]:
