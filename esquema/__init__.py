@@ -18,6 +18,8 @@ The package, one idea per module:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from esquema.consultas import Consulta
 from esquema.errores import EsquemaPedidos
 from esquema.extensiones import Limites, crear_extensiones
@@ -35,9 +37,14 @@ def crear_esquema(limites: Limites | None = None) -> EsquemaPedidos:
     )
 
 
-def crear_graphql(limites: Limites | None = None) -> VistaGraphQL:
-    """The ASGI app for ``/graphql``, over HTTP and websocket alike."""
-    return VistaGraphQL(crear_esquema(limites), graphql_ide="graphiql")
+def crear_graphql(limites: Limites | None = None, origenes: Sequence[str] = ()) -> VistaGraphQL:
+    """The ASGI app for ``/graphql``, over HTTP and websocket alike.
+
+    ``origenes``: pages on these origins may open the websocket too (Strawberry
+    refuses a cross-origin handshake otherwise); the cluster's node URLs, so
+    that the page of one node can move to another (``web/graphql.js``).
+    """
+    return VistaGraphQL(crear_esquema(limites), graphql_ide="graphiql", allowed_origins=origenes)
 
 
 __all__ = ["Limites", "crear_esquema", "crear_graphql"]

@@ -37,16 +37,20 @@ async def _sync(ws: WebSocket) -> None:
     await ws.app.state.pares.servir(ws)
 
 
-def _cors(ajustes: Ajustes) -> Middleware:
-    """Let the page served by any node of the cluster call this one.
+def _origenes(ajustes: Ajustes) -> list[str]:
+    """Origins whose pages may call this node: the page of any node of the cluster.
 
     The SPA (``web/graphql.js``) moves to another node when its own stops
-    answering, so it calls origins other than its own. Only the cluster's
-    own node URLs are allowed; websockets are not subject to CORS.
+    answering, so it calls origins other than its own: over HTTP (CORS, below)
+    and over the GraphQL websocket (Strawberry's ``allowed_origins``).
     """
+    return [n.url for n in ajustes.cluster.nodes]
+
+
+def _cors(ajustes: Ajustes) -> Middleware:
     return Middleware(
         CORSMiddleware,
-        allow_origins=[n.url for n in ajustes.cluster.nodes],
+        allow_origins=_origenes(ajustes),
         allow_methods=["GET", "POST", "PUT", "DELETE"],
         allow_headers=["content-type", "authorization"],
         max_age=600,
@@ -78,7 +82,7 @@ def crear_app(ajustes: Ajustes) -> Starlette:
             await almacen.cerrar()
             log.info("%s: stopped", ajustes.nodo.id)
 
-    graphql = crear_graphql()
+    graphql = crear_graphql(origenes=_origenes(ajustes))
     rutas = [
         *rest.rutas(replicacion.rutas()),
         WebSocketRoute("/sync", _sync),

@@ -48,9 +48,7 @@ async def test_the_readme_walkthrough_runs_verbatim_against_the_default_cluster(
     cluster_por_defecto: list[ProcesoNodo],
 ) -> None:
     guion = "set -euo pipefail\n" + bloque_del_readme()
-    proceso = await asyncio.create_subprocess_exec(
-        "bash", "-c", guion, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    proceso = await asyncio.create_subprocess_exec("bash", "-c", guion, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     salida, errores = await asyncio.wait_for(proceso.communicate(), 60)
     texto = salida.decode()
     assert proceso.returncode == 0, f"walkthrough failed:\n{texto}\n{errores.decode()}"

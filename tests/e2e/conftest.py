@@ -1,0 +1,99 @@
+"""Fixtures for browser tests: real node processes and Debian's Chromium driven by Playwright.
+
+Playwright's own browser builds are never downloaded (``playwright install``
+needs the internet): the tests drive ``/usr/bin/chromium`` (Debian's
+``chromium`` package; ``.ci/run`` installs it). A missing browser fails the
+tests with a message saying how to install it, rather than skipping them.
+
+Playwright's async API runs in the test's own event loop (pytest-asyncio), the
+same loop in which the ``clusters`` fixture starts and stops the nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.procesos import Cluster, FabricaClusters, ProcesoNodo, clusters  # noqa: F401 - fixture found by name
+from tests.proxy import Proxy
+
+CHROMIUM = Path(os.environ.get("PEDIDOS_CHROMIUM", "/usr/bin/chromium"))
+ARGUMENTOS = [
+    "--no-sandbox",  # the tests run as root
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+CAPTURAS = Path(__file__).resolve().parent / "capturas"
+PLAZO_MS = 10_000
+
+AbrirPagina = Callable[[ProcesoNodo, str], Awaitable[Page]]
+
+expect.set_options(timeout=PLAZO_MS)
+
+
+@pytest.fixture
+async def navegador() -> AsyncIterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's Chromium (apt-get install -y chromium)")
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGUMENTOS, headless=True)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+async def abrir(navegador: Browser) -> AsyncIterator[AbrirPagina]:
+    """Open a node's page at a view, each in its own browser context; no uncaught script error allowed."""
+    errores: list[str] = []
+
+    async def abrir_pagina(nodo: ProcesoNodo, vista: str = "pedidos") -> Page:
+        contexto = await navegador.new_context(viewport={"width": 1280, "height": 800}, locale="es-ES")
+        pagina = await contexto.new_page()
+        pagina.on("pageerror", lambda e: errores.append(f"{nodo.id}: {e}"))
+        await pagina.goto(f"{nodo.url}/#/{vista}")
+        return pagina
+
+    yield abrir_pagina
+    assert not errores, "uncaught errors in the page:\n" + "\n".join(errores)
+
+
+@pytest.fixture(scope="session")
+def capturas() -> Path:
+    CAPTURAS.mkdir(exist_ok=True)
+    return CAPTURAS
+
+
+Proxies = dict[tuple[str, str], Proxy]
+
+
+@pytest.fixture
+async def proxies() -> AsyncIterator[Proxies]:
+    """The proxies of ``cluster_con_proxies``, closed after the test."""
+    abiertos: Proxies = {}
+    try:
+        yield abiertos
+    finally:
+        await asyncio.gather(*(p.cerrar() for p in abiertos.values()))
+
+
+async def cluster_con_proxies(fabrica: FabricaClusters, proxies: Proxies, n: int = 2) -> Cluster:
+    """A cluster whose every directed link goes through its own proxy, to cut it."""
+    c = await fabrica(n, arrancar=False)
+    for a in c:
+        for b in c:
+            if a is not b:
+                proxies[(a.id, b.id)] = await Proxy(b.host, b.port).abrir()
+    c.escribir_vias({(a, b): p.direccion for (a, b), p in proxies.items()})
+    await c.arrancar()
+    return c
