@@ -116,8 +116,15 @@ async def test_a_subscriber_that_never_reads_neither_blocks_writes_nor_other_sub
     cliente, producto = await catalogo(nodo, stock=1_000)
     n = 150
     # The stalled client lets its library buffer at most one frame, and never reads.
-    async with suscrito(nodo, PEDIDOS, max_queue=1) as parado, suscrito(nodo, PEDIDOS) as atento:
-        ids = [(await pedir(nodo, cliente, producto, 1))["id"] for _ in range(n)]
+    async with suscrito(nodo, PEDIDOS, max_queue=1, close_timeout=0.5) as parado, suscrito(nodo, PEDIDOS) as atento:
+        ids = []
+        async with nodo.cliente() as http:
+            for _ in range(n):
+                r = await http.post(
+                    "/api/pedidos", json={"cliente_id": cliente, "items": [{"producto_id": producto, "cantidad": 1}]}
+                )
+                assert r.status_code == 201, r.text
+                ids.append(r.json()["id"])
         vistos: set[str] = set()
         while len(vistos) < n:
             vistos.add((await siguiente(atento, 5))["pedidoCambiado"]["pedido"]["id"])
