@@ -92,22 +92,31 @@ async def servir(ws: WebSocket, nodo: Nodo) -> None:
 
     async def escribir() -> None:
         dicho_al_dia = False
+        bucle = asyncio.get_running_loop()
+        ultimo_envio = bucle.time()
         while True:
             try:
                 await asyncio.wait_for(novedades.wait(), LATIDO_S)
             except TimeoutError:
-                if sesion.en_vuelo == 0:
-                    await ws.send_text(p.codificar({"tipo": "latido"}))
+                pass
+            # Woken often yet with nothing for this peer (its own changes are never
+            # echoed): it still has to hear from us within SILENCIO_S.
+            if sesion.en_vuelo == 0 and bucle.time() - ultimo_envio >= LATIDO_S:
+                await ws.send_text(p.codificar({"tipo": "latido"}))
+                ultimo_envio = bucle.time()
+            if not novedades.is_set():
                 continue
             novedades.clear()
             while sesion.puede_enviar():
-                lote = p.lote(await nodo.almacen.cambios_para(sesion.cursor, p.MAX_LOTE))
+                # Never echo a peer's own changes back: it made them, it has them all.
+                lote = p.lote(await nodo.almacen.cambios_para(sesion.cursor, p.MAX_LOTE, sesion.par))
                 if not lote:
                     if not dicho_al_dia:
                         await ws.send_text(p.codificar({"tipo": "al_dia"}))
                         dicho_al_dia = True
                     break
                 await ws.send_text(p.codificar(sesion.enviar(lote)))
+                ultimo_envio = bucle.time()
                 dicho_al_dia = False
 
     try:
@@ -154,7 +163,7 @@ async def marcar(url: str, par: str, nodo: Nodo, ronda: bool = False) -> Ronda:
                         estado.notificar()
                     log.info("%s: linked to %s", nodo.nodo_id, par)
                 if cambios is not None:
-                    hecho = await nodo.almacen.fusionar(cambios)
+                    hecho = await nodo.almacen.fusionar(cambios, validados=True)  # by SesionCliente
                     estado.contacto()  # only once the batch was accepted
                     resultado.recibidos += len(cambios)
                     resultado.aplicados += len(hecho.aplicados)

@@ -120,10 +120,10 @@ class Almacen:
         async with self.motores.lectura.connect() as conn:
             yield conn
 
-    async def cambios_para(self, vector: dict[str, int], limite: int) -> list[Cambio]:
+    async def cambios_para(self, vector: dict[str, int], limite: int, sin_origen: str | None = None) -> list[Cambio]:
         """The next changes a peer with ``vector`` lacks (see ``registro``)."""
         async with self.leer() as conn:
-            return await cambios_para(conn, vector, self.vector, limite)
+            return await cambios_para(conn, vector, self.vector, limite, sin_origen)
 
     async def escribir(self, operacion: Callable[[Escritura], Awaitable[T]]) -> T:
         async with self._cerrojo:
@@ -139,13 +139,15 @@ class Almacen:
         self._avisar(lote)
         return resultado
 
-    async def fusionar(self, cambios: Sequence[Cambio]) -> ResultadoFusion:
+    async def fusionar(self, cambios: Sequence[Cambio], validados: bool = False) -> ResultadoFusion:
+        """Apply a peer's changes; ``validados`` when they came through ``sync.cambios.desde_json``."""
         async with self._cerrojo:
             vector = dict(self._vector)
             lote: list[Cambio] = []
             duplicados = pendientes = 0
             for c in sorted(cambios, key=lambda c: (c.origen, c.seq)):
-                validar(c)
+                if not validados:
+                    validar(c)
                 visto = vector.get(c.origen, 0)
                 if c.seq <= visto:
                     duplicados += 1

@@ -11,10 +11,13 @@ duplicates and kept each origin gap-free), inside one open transaction:
 4. concurrent ``estado`` writes (same base, different write) become rows of
    ``conflictos``, one per pair, ordered by stamp, so every node records the
    same clashes whatever the arrival order;
-5. recompute ``productos.stock`` for every product the batch touched.
+5. move ``productos.stock`` by the change of its counters; recompute it in
+   full (counters plus cancelled units) only for products created in the
+   batch or in the items of an order whose cancellation may have changed.
 
 Everything is set-based: a batch costs a handful of statements per table,
-not per change.
+not per change, and no statement scans a table whose size grows with the
+log (stamps are looked up by their key's prefix ``(entidad, clave)``).
 """
 
 from __future__ import annotations
@@ -43,20 +46,32 @@ async def aplicar(conn: AsyncConnection, lote: Sequence[Cambio]) -> None:
     if not lote:
         return
     await conn.execute(insert(m.cambios), [c.a_fila() for c in lote])
-    productos_tocados: set[str] = set()
-    pedidos_con_estado = await _aplicar_lww(conn, [c for c in lote if c.entidad != "stock"], productos_tocados)
-    await _aplicar_contadores(conn, [c for c in lote if c.entidad == "stock"], productos_tocados)
+    # Products whose stock is recomputed from scratch: created in this batch, or holding
+    # items of an order that is or was cancelled (its units may have moved). Every other
+    # product the batch touched moves by the change of its counters alone.
+    completos: set[str] = set()
+    await _aplicar_lww(conn, [c for c in lote if c.entidad != "stock"], completos)
+    deltas = await _aplicar_contadores(conn, [c for c in lote if c.entidad == "stock"])
     await _registrar_conflictos(conn, [c for c in lote if c.campo == "estado" and c.base])
-    if pedidos_con_estado:
-        for parte in trozos(sorted(pedidos_con_estado)):
-            filas = await conn.execute(
-                select(m.pedido_items.c.producto_id).where(m.pedido_items.c.pedido_id.in_(parte)).distinct()
-            )
-            productos_tocados.update(filas.scalars())
-    await recalcular_stock(conn, sorted(productos_tocados))
+    await recalcular_stock(conn, sorted(completos))
+    resto = [{"_p": pid, "_d": d} for pid, d in sorted(deltas.items()) if d and pid not in completos]
+    if resto:
+        p = m.productos
+        await conn.execute(update(p).where(p.c.id == bindparam("_p")).values(stock=p.c.stock + bindparam("_d")), resto)
 
 
-async def _aplicar_lww(conn: AsyncConnection, lote: Sequence[Cambio], productos_tocados: set[str]) -> set[str]:
+async def _productos_de_cancelados(conn: AsyncConnection, pedidos: set[str]) -> set[str]:
+    """Products in the items of those of ``pedidos`` that are cancelled now."""
+    it, pe = m.pedido_items, m.pedidos
+    productos: set[str] = set()
+    for parte in trozos(sorted(pedidos)):
+        cancelados = select(pe.c.id).where(pe.c.id.in_(parte), pe.c.estado == "cancelado")
+        filas = await conn.execute(select(it.c.producto_id).where(it.c.pedido_id.in_(cancelados)).distinct())
+        productos.update(filas.scalars())
+    return productos
+
+
+async def _aplicar_lww(conn: AsyncConnection, lote: Sequence[Cambio], completos: set[str]) -> set[str]:
     """Apply LWW writes; answer the orders whose ``estado`` or items changed."""
     mejores: dict[tuple[str, str, str], Cambio] = {}
     for c in lote:
@@ -68,11 +83,18 @@ async def _aplicar_lww(conn: AsyncConnection, lote: Sequence[Cambio], productos_
         return set()
 
     guardados: dict[tuple[str, str, str], tuple[int, str]] = {}
-    claves = sorted({k[1] for k in mejores})
-    for parte in trozos(claves):
-        filas = await conn.execute(select(m.sellos).where(m.sellos.c.clave.in_(parte)))
-        for f in filas:
-            guardados[(f.entidad, f.clave, f.campo)] = (f.hlc, f.origen)
+    # By (entidad, clave): the primary key's prefix, so an index range, never a scan of sellos.
+    por_entidad: dict[str, set[str]] = defaultdict(set)
+    for entidad, clave, _ in mejores:
+        por_entidad[entidad].add(clave)
+    s = m.sellos.c
+    for entidad, claves in sorted(por_entidad.items()):
+        for parte in trozos(sorted(claves)):
+            filas = await conn.execute(
+                select(s.clave, s.campo, s.hlc, s.origen).where(s.entidad == entidad, s.clave.in_(parte))
+            )
+            for f in filas:
+                guardados[(entidad, f.clave, f.campo)] = (f.hlc, f.origen)
 
     ganadores = [c for k, c in mejores.items() if reglas.gana(c.sello, guardados.get(k))]
     if not ganadores:
@@ -107,19 +129,24 @@ async def _aplicar_lww(conn: AsyncConnection, lote: Sequence[Cambio], productos_
         if c.entidad == "pedido" and c.campo == "estado":
             pedidos_con_estado.add(c.clave)
         filas_nuevas[(c.entidad, c.clave)][c.campo] = c.valor
-        if c.entidad == "producto":
-            productos_tocados.add(c.clave)
+    if pedidos_con_estado:
+        completos.update(await _productos_de_cancelados(conn, pedidos_con_estado))  # before
     for entidad, tabla in TABLAS.items():
         cambios_fila = {k[1]: v for k, v in filas_nuevas.items() if k[0] == entidad}
         cambios_fila.update({pid: {} for pid in items if entidad == "pedido" and pid not in cambios_fila})
-        await _escribir_filas(conn, tabla, cambios_fila)
+        altas = await _escribir_filas(conn, tabla, cambios_fila)
+        if entidad == "producto":
+            completos.update(altas)
     await _escribir_items(conn, items)
+    if pedidos_con_estado:
+        completos.update(await _productos_de_cancelados(conn, pedidos_con_estado))  # after
     return pedidos_con_estado
 
 
-async def _escribir_filas(conn: AsyncConnection, tabla: Any, filas: dict[str, dict[str, Any]]) -> None:
+async def _escribir_filas(conn: AsyncConnection, tabla: Any, filas: dict[str, dict[str, Any]]) -> set[str]:
+    """Insert or update rows; answer the ids inserted."""
     if not filas:
-        return
+        return set()
     existentes: set[str] = set()
     ids = sorted(filas)
     for parte in trozos(ids):
@@ -140,6 +167,7 @@ async def _escribir_filas(conn: AsyncConnection, tabla: Any, filas: dict[str, di
             update(tabla).where(tabla.c.id == bindparam("_id")).values({k: bindparam(f"v_{k}") for k in forma}),
             lote,
         )
+    return set(filas) - existentes
 
 
 async def _escribir_items(conn: AsyncConnection, items: dict[str, list[dict[str, Any]]]) -> None:
@@ -157,17 +185,20 @@ async def _escribir_items(conn: AsyncConnection, items: dict[str, list[dict[str,
     )
 
 
-async def _aplicar_contadores(conn: AsyncConnection, lote: Sequence[Cambio], productos_tocados: set[str]) -> None:
-    """Stock entries are grow-only per origin: keep the max of every value seen."""
+async def _aplicar_contadores(conn: AsyncConnection, lote: Sequence[Cambio]) -> dict[str, int]:
+    """Stock entries are grow-only per origin: keep the max of every value seen.
+
+    Answers, per product, how much ``entradas - salidas`` moved.
+    """
     maximos: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     for c in lote:
         entrada = maximos[(c.clave, c.origen)]
         entrada[c.campo] = reglas.fusionar_contador(entrada.get(c.campo), c.valor)
     if not maximos:
-        return
+        return {}
     guardados: dict[tuple[str, str], dict[str, int]] = {}
     productos = sorted({k[0] for k in maximos})
-    productos_tocados.update(productos)
+    deltas: dict[str, int] = defaultdict(int)
     for parte in trozos(productos):
         filas = await conn.execute(select(m.contadores_stock).where(m.contadores_stock.c.producto_id.in_(parte)))
         for f in filas:
@@ -176,11 +207,14 @@ async def _aplicar_contadores(conn: AsyncConnection, lote: Sequence[Cambio], pro
     for (pid, nodo), valores in maximos.items():
         previo = guardados.get((pid, nodo))
         if previo is None:
-            altas.append({"producto_id": pid, "nodo": nodo, "entradas": 0, "salidas": 0, **valores})
+            entrada = {"entradas": 0, "salidas": 0, **valores}
+            altas.append({"producto_id": pid, "nodo": nodo, **entrada})
+            deltas[pid] += entrada["entradas"] - entrada["salidas"]
             continue
         fusion = {k: reglas.fusionar_contador(previo[k], v) for k, v in valores.items()}
         fusion = {**previo, **fusion}
         if fusion != previo:
+            deltas[pid] += (fusion["entradas"] - previo["entradas"]) - (fusion["salidas"] - previo["salidas"])
             cambios.append({"_p": pid, "_n": nodo, "_e": fusion["entradas"], "_s": fusion["salidas"]})
     if altas:
         await conn.execute(insert(m.contadores_stock), altas)
@@ -192,6 +226,7 @@ async def _aplicar_contadores(conn: AsyncConnection, lote: Sequence[Cambio], pro
             .values(entradas=bindparam("_e"), salidas=bindparam("_s")),
             cambios,
         )
+    return deltas
 
 
 async def _registrar_conflictos(conn: AsyncConnection, lote: Sequence[Cambio]) -> None:

@@ -26,12 +26,13 @@ async def cambios_para(
     lo_que_tiene: Mapping[str, int],
     lo_que_tengo: Mapping[str, int],
     limite: int,
+    sin_origen: str | None = None,
 ) -> list[Cambio]:
     c = m.cambios.c
     por_origen: list[list[Cambio]] = []
     for origen, mio in sorted(lo_que_tengo.items()):
         suyo = lo_que_tiene.get(origen, 0)
-        if mio <= suyo:
+        if mio <= suyo or origen == sin_origen:
             continue
         filas = await conn.execute(
             select(m.cambios).where(c.origen == origen, c.seq > suyo).order_by(c.seq).limit(limite)
