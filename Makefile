@@ -3,6 +3,7 @@
 #   make run     every node of settings.toml, one process each (Ctrl-C stops them all)
 #   make test    the whole pytest suite; PYTEST_ARGS="-k cli -x" narrows it
 #   make lint    ruff and mypy, each if installed (.venv/bin/pip install ruff mypy)
+#   make bench   replication lag and catch-up figures (about a minute; bench/)
 #   make clean   caches and data/ (the development cluster's databases); distclean also drops .venv
 #
 # .venv is built with python3 from requirements.txt, and rebuilt whenever
@@ -14,7 +15,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 PYTEST_ARGS ?=
 
-.PHONY: venv run test lint clean distclean
+.PHONY: venv run test lint bench clean distclean
 
 venv: $(STAMP)
 
@@ -31,6 +32,9 @@ test: $(STAMP)
 	@$(PY) -m pytest $(PYTEST_ARGS); estado=$$?; \
 	if [ $$estado -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$estado
+
+bench: $(STAMP)
+	$(PY) -m bench
 
 # Each tool is used if installed, in .venv or on PATH; neither is in requirements.txt.
 RUFF = $(firstword $(wildcard $(VENV)/bin/ruff) $(shell command -v ruff))
