@@ -129,17 +129,26 @@ async def _aplicar_lww(conn: AsyncConnection, lote: Sequence[Cambio], completos:
         if c.entidad == "pedido" and c.campo == "estado":
             pedidos_con_estado.add(c.clave)
         filas_nuevas[(c.entidad, c.clave)][c.campo] = c.valor
-    if pedidos_con_estado:
-        completos.update(await _productos_de_cancelados(conn, pedidos_con_estado))  # before
+    # Units move only where an order is, or was, cancelled. Only an order that had an
+    # estado before this batch can have been cancelled; it can be cancelled after it if
+    # the batch says so, or if it was and now gets its items.
+    previos = {pid for pid in pedidos_con_estado if ("pedido", pid, "estado") in guardados}
+    ahora = {c.clave for c in ganadores if c.entidad == "pedido" and c.campo == "estado" and c.valor == "cancelado"}
+    if previos:
+        completos.update(await _productos_de_cancelados(conn, previos))  # before
+    altas_pedidos: set[str] = set()
     for entidad, tabla in TABLAS.items():
         cambios_fila = {k[1]: v for k, v in filas_nuevas.items() if k[0] == entidad}
         cambios_fila.update({pid: {} for pid in items if entidad == "pedido" and pid not in cambios_fila})
         altas = await _escribir_filas(conn, tabla, cambios_fila)
         if entidad == "producto":
             completos.update(altas)
-    await _escribir_items(conn, items)
-    if pedidos_con_estado:
-        completos.update(await _productos_de_cancelados(conn, pedidos_con_estado))  # after
+        elif entidad == "pedido":
+            altas_pedidos = altas
+    await _escribir_items(conn, items, nuevos=altas_pedidos)
+    despues = ahora | (previos & set(items))
+    if despues:
+        completos.update(await _productos_de_cancelados(conn, despues))  # after
     return pedidos_con_estado
 
 
@@ -170,10 +179,11 @@ async def _escribir_filas(conn: AsyncConnection, tabla: Any, filas: dict[str, di
     return set(filas) - existentes
 
 
-async def _escribir_items(conn: AsyncConnection, items: dict[str, list[dict[str, Any]]]) -> None:
+async def _escribir_items(conn: AsyncConnection, items: dict[str, list[dict[str, Any]]], nuevos: set[str]) -> None:
+    """Replace the lines of orders; an order whose row is new in this batch has none yet."""
     if not items:
         return
-    for parte in trozos(sorted(items)):
+    for parte in trozos(sorted(set(items) - nuevos)):
         await conn.execute(delete(m.pedido_items).where(m.pedido_items.c.pedido_id.in_(parte)))
     await conn.execute(
         insert(m.pedido_items),

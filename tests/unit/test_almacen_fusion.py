@@ -177,3 +177,20 @@ async def test_stock_sold_on_two_nodes_adds_up_on_every_node(tres: list[Dominio]
     await c.ajustar_stock(pid, 5)
     await todos_con_todos(tres)
     assert {(await d.obtener_producto(pid))["stock"] for d in tres} == {10}
+
+
+async def test_a_cancellation_that_arrives_before_the_order_it_cancels_still_returns_its_units(
+    tres: list[Dominio],
+) -> None:
+    a, b, c = tres
+    cid, pid = await _catalogo(a, stock=10)
+    await todos_con_todos(tres)
+    pedido = await a.crear_pedido({"cliente_id": cid, "items": [{"producto_id": pid, "cantidad": 4}]})
+    await sincronizar(a.almacen, b.almacen)
+    await b.cambiar_estado(pedido["id"], "cancelado")
+    cancelacion = await b.almacen.cambios_para(c.almacen.vector | {"nodo1": 10**9}, 100)
+    assert [x.campo for x in cancelacion] == ["estado"]
+    await c.almacen.fusionar(cancelacion)  # nodo3 hears of the cancel before the order itself
+    await sincronizar(a.almacen, c.almacen)
+    assert (await c.obtener_producto(pid))["stock"] == 10
+    assert await digest(b) == await digest(c)
