@@ -3,13 +3,19 @@
 ``Proxy(destino)`` listens on a free loopback port and forwards every
 connection to ``destino``. :meth:`cortar` drops the live connections and
 refuses new ones (a partition); :meth:`restaurar` heals it. Node A reaches
-node B through a proxy when A's settings say ``via = { B = "127.0.0.1:PORT" }``.
+node B through a proxy when A's settings say ``via = { B = "127.0.0.1:PORT" }``;
+:func:`cluster_con_proxies` starts a cluster with one proxy per directed link.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.procesos import Cluster, FabricaClusters
 
 
 class Proxy:
@@ -83,3 +89,28 @@ class Proxy:
                     return
                 escritor.write(datos)
                 await escritor.drain()
+
+
+Proxies = dict[tuple[str, str], Proxy]
+
+
+@pytest.fixture
+async def proxies() -> AsyncIterator[Proxies]:
+    """The proxies of :func:`cluster_con_proxies`, closed after the test."""
+    abiertos: Proxies = {}
+    try:
+        yield abiertos
+    finally:
+        await asyncio.gather(*(p.cerrar() for p in abiertos.values()))
+
+
+async def cluster_con_proxies(fabrica: FabricaClusters, proxies: Proxies, n: int = 3) -> Cluster:
+    """A started cluster whose every directed link goes through its own proxy, to cut it."""
+    c = await fabrica(n, arrancar=False)
+    for a in c:
+        for b in c:
+            if a is not b:
+                proxies[(a.id, b.id)] = await Proxy(b.host, b.port).abrir()
+    c.escribir_vias({(a, b): p.direccion for (a, b), p in proxies.items()})
+    await c.arrancar()
+    return c

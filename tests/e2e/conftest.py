@@ -11,7 +11,6 @@ same loop in which the ``clusters`` fixture starts and stops the nodes.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.procesos import Cluster, FabricaClusters, ProcesoNodo, clusters  # noqa: F401 - fixture found by name
-from tests.proxy import Proxy
+from tests.proxy import proxies  # noqa: F401 - fixture found by name
 
 CHROMIUM = Path(os.environ.get("PEDIDOS_CHROMIUM", "/usr/bin/chromium"))
 ARGUMENTOS = [
@@ -72,28 +71,3 @@ async def abrir(navegador: Browser) -> AsyncIterator[AbrirPagina]:
 def capturas() -> Path:
     CAPTURAS.mkdir(exist_ok=True)
     return CAPTURAS
-
-
-Proxies = dict[tuple[str, str], Proxy]
-
-
-@pytest.fixture
-async def proxies() -> AsyncIterator[Proxies]:
-    """The proxies of ``cluster_con_proxies``, closed after the test."""
-    abiertos: Proxies = {}
-    try:
-        yield abiertos
-    finally:
-        await asyncio.gather(*(p.cerrar() for p in abiertos.values()))
-
-
-async def cluster_con_proxies(fabrica: FabricaClusters, proxies: Proxies, n: int = 2) -> Cluster:
-    """A cluster whose every directed link goes through its own proxy, to cut it."""
-    c = await fabrica(n, arrancar=False)
-    for a in c:
-        for b in c:
-            if a is not b:
-                proxies[(a.id, b.id)] = await Proxy(b.host, b.port).abrir()
-    c.escribir_vias({(a, b): p.direccion for (a, b), p in proxies.items()})
-    await c.arrancar()
-    return c

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from playwright.async_api import Page, expect
 
-from tests.e2e.conftest import AbrirPagina, Proxies, cluster_con_proxies
+from tests.e2e.conftest import AbrirPagina
 from tests.e2e.pagina import (
     aviso,
     crear_cliente,
@@ -27,6 +27,7 @@ from tests.e2e.pagina import (
     vista,
 )
 from tests.procesos import FabricaClusters
+from tests.proxy import Proxies, cluster_con_proxies
 
 PLAZO_FAILOVER_MS = 20_000
 
@@ -248,7 +249,7 @@ async def test_clients_are_created_edited_and_deleted_from_the_page(
 async def test_concurrent_estado_changes_made_on_two_cut_off_pages_are_listed_as_a_conflict_on_both(
     clusters: FabricaClusters, proxies: Proxies, abrir: AbrirPagina, capturas: Path
 ) -> None:
-    c = await cluster_con_proxies(clusters, proxies)
+    c = await cluster_con_proxies(clusters, proxies, n=2)
     cliente = await sembrar(c["nodo1"], "/api/clientes", {"nombre": "Fran Vidal", "email": "fran@example.com"})
     producto = await sembrar(c["nodo1"], "/api/productos", {"nombre": "Plato", "precio": "6.00", "stock": 8})
     item = {"producto_id": producto["id"], "cantidad": 2}

@@ -6,17 +6,15 @@ link (``tests/proxy.py``).
 
 from __future__ import annotations
 
-import asyncio
 import signal
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.bd import BACKENDS
-from tests.procesos import Cluster, FabricaClusters, ProcesoNodo, esperar
-from tests.proxy import Proxy
+from tests.procesos import FabricaClusters, ProcesoNodo, esperar
+from tests.proxy import Proxies, cluster_con_proxies
 
 PLAZO = 15.0
 
@@ -78,31 +76,10 @@ async def test_a_stopped_node_catches_up_with_orders_taken_while_it_was_away(
         assert (await obtener(nodo, f"/api/productos/{producto}"))["stock"] == 5
 
 
-@pytest.fixture
-async def proxies() -> AsyncIterator[dict[tuple[str, str], Proxy]]:
-    abiertos: dict[tuple[str, str], Proxy] = {}
-    try:
-        yield abiertos
-    finally:
-        await asyncio.gather(*(p.cerrar() for p in abiertos.values()))
-
-
-async def cluster_con_proxies(clusters: FabricaClusters, proxies: dict[tuple[str, str], Proxy], n: int = 3) -> Cluster:
-    """A cluster whose every directed link goes through its own proxy."""
-    c = await clusters(n, arrancar=False)
-    for a in c:
-        for b in c:
-            if a is not b:
-                proxies[(a.id, b.id)] = await Proxy(b.host, b.port).abrir()
-    c.escribir_vias({(a, b): p.direccion for (a, b), p in proxies.items()})
-    await c.arrancar()
-    return c
-
-
 async def test_writes_on_two_nodes_that_cannot_see_each_other_relay_through_a_third(
-    clusters: FabricaClusters, proxies: dict[tuple[str, str], Proxy]
+    clusters: FabricaClusters, proxies: Proxies
 ) -> None:
-    c = await cluster_con_proxies(clusters, proxies)
+    c = await cluster_con_proxies(clusters, proxies, n=3)
     proxies[("nodo1", "nodo3")].cortar()
     proxies[("nodo3", "nodo1")].cortar()
     cliente, producto = await catalogo(c["nodo1"], stock=20)
@@ -138,7 +115,7 @@ async def test_a_node_killed_right_after_acknowledging_writes_loses_none_and_app
 
 
 async def test_concurrent_estado_changes_on_partitioned_nodes_settle_on_one_winner_and_record_the_clash(
-    clusters: FabricaClusters, proxies: dict[tuple[str, str], Proxy]
+    clusters: FabricaClusters, proxies: Proxies
 ) -> None:
     c = await cluster_con_proxies(clusters, proxies, n=2)
     uno, dos = c["nodo1"], c["nodo2"]
