@@ -42,6 +42,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
 
 from bench import comun as c
 from servidor.ajustes import cargar
@@ -120,8 +121,7 @@ async def _escribir_pedidos(
 
 async def _forma(almacen: Almacen, desde: int, hasta: int) -> list[tuple[str, str]]:
     """(entidad, campo) of node 1's changes ``desde < seq <= hasta``, in seq order."""
-    async with almacen.leer() as conn:
-        filas = await consultas.cambios_de(conn, "nodo1")
+    filas = await almacen.leer(consultas.cambios_de, "nodo1")
     return [(f.entidad, f.campo) for f in filas if desde < f.seq <= hasta]
 
 
@@ -130,9 +130,9 @@ def _lote_de_pedidos(
 ) -> Any:
     """A write declaring, for each order, what ``Dominio.crear_pedido`` declares for it."""
 
-    async def op(tx: Escritura) -> None:
+    def op(tx: Escritura) -> None:
         t = m.contadores_stock.c
-        filas = await tx.conn.execute(select(t.producto_id, t.salidas).where(t.nodo == tx.nodo_id))
+        filas = tx.conn.execute(select(t.producto_id, t.salidas).where(t.nodo == tx.nodo_id))
         salidas = {f.producto_id: f.salidas for f in filas}
         for i in range(desde, desde + cuantos):
             cuerpo = c.cuerpo_pedido(i, ids_c, ids_p)
@@ -216,8 +216,12 @@ async def _insercion_en_bloque(url_origen: str, desde_seq: int, destino: Path) -
     try:
         t0 = time.perf_counter()
         for i in range(0, len(filas), LOTE_REFERENCIA):
-            async with motores.escritura.begin() as conn:
-                await conn.execute(insert(m.cambios), filas[i : i + LOTE_REFERENCIA])
+            parte = filas[i : i + LOTE_REFERENCIA]
+
+            def insertar(conn: Connection, parte: list[dict[str, Any]] = parte) -> None:
+                conn.execute(insert(m.cambios), parte)
+
+            await motores.transaccion(insertar)
         dt = time.perf_counter() - t0
     finally:
         await motores.cerrar()

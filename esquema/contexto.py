@@ -57,13 +57,11 @@ class Cargadores:
     @classmethod
     def crear(cls, almacen: Almacen) -> Cargadores:
         async def clientes(ids: Sequence[str]) -> list[Fila | None]:
-            async with almacen.leer() as conn:
-                encontrados = await consultas.clientes_por_ids(conn, ids)
+            encontrados = await almacen.leer(consultas.clientes_por_ids, ids)
             return [encontrados.get(i) for i in ids]
 
         async def productos(ids: Sequence[str]) -> list[Fila | None]:
-            async with almacen.leer() as conn:
-                encontrados = await consultas.productos_por_ids(conn, ids)
+            encontrados = await almacen.leer(consultas.productos_por_ids, ids)
             return [encontrados.get(i) for i in ids]
 
         return cls(clientes=DataLoader(load_fn=clientes), productos=DataLoader(load_fn=productos))

@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from servidor.almacen import Almacen, consultas
 from servidor.errores import SuscriptorLento
 from sync.cambios import Cambio
@@ -138,11 +140,15 @@ class Difusion:
                     tipos[c.clave] = tipo
             elif c.entidad in ("stock", "producto"):
                 productos.add(c.clave)
-        async with self.almacen.leer() as conn:
-            pedidos = await consultas.pedidos_por_ids(conn, sorted(tipos), eliminados=True) if tipos else {}
+
+        def leer(conn: Connection) -> tuple[dict[str, Any], dict[str, Any]]:
+            pedidos = consultas.pedidos_por_ids(conn, sorted(tipos), eliminados=True) if tipos else {}
             for p in pedidos.values():
                 productos.update(i["producto_id"] for i in p["items"])
-            filas = await consultas.productos_por_ids(conn, sorted(productos)) if quieren_stock else {}
+            filas = consultas.productos_por_ids(conn, sorted(productos)) if quieren_stock else {}
+            return pedidos, filas
+
+        pedidos, filas = await self.almacen.leer(leer)
         for pid, tipo in tipos.items():
             if pid in pedidos:
                 self.publicar(Evento("pedidos", pid, tipo, pedidos[pid]))

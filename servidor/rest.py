@@ -193,8 +193,8 @@ async def salud_nodo(request: Request) -> Response:
     """200 with ``estado: ok`` when the database answers, else 503 ``degradado``."""
     almacen = request.app.state.almacen
     try:
-        async with asyncio.timeout(LIMITE_SALUD_S), almacen.leer() as conn:
-            await salud.comprobar(conn)
+        async with asyncio.timeout(LIMITE_SALUD_S):
+            await almacen.leer(salud.comprobar)
         estado, codigo_http = "ok", 200
     except Exception:  # noqa: BLE001 - whatever keeps the database from answering, the verdict is the same
         log.warning("%s: health check failed", almacen.nodo_id, exc_info=True)

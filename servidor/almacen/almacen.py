@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from servidor.almacen import modelos as m
 from servidor.almacen.aplicar import aplicar
@@ -50,7 +49,7 @@ CON_BASE = {("pedido", "estado")}
 class Escritura:
     """What a domain operation sees inside the write lock."""
 
-    conn: AsyncConnection
+    conn: Connection
     nodo_id: str
     campos: list[tuple[str, str, str, Any]] = field(default_factory=list)
     stock: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -90,15 +89,19 @@ class Almacen:
         ahora: Callable[[], int] = reloj_de_pared,
     ) -> Almacen:
         motores = await abrir(url)
-        async with motores.escritura.begin() as conn:
-            fila = (await conn.execute(select(m.estado_nodo).where(m.estado_nodo.c.nodo_id == nodo_id))).first()
+
+        def estado(conn: Connection) -> tuple[int, int, dict[str, int]]:
+            fila = conn.execute(select(m.estado_nodo).where(m.estado_nodo.c.nodo_id == nodo_id)).first()
             if fila is None:
-                await conn.execute(insert(m.estado_nodo).values(nodo_id=nodo_id, hlc=0, siguiente_seq=1))
+                conn.execute(insert(m.estado_nodo).values(nodo_id=nodo_id, hlc=0, siguiente_seq=1))
                 hlc, siguiente = 0, 1
             else:
                 hlc, siguiente = fila.hlc, fila.siguiente_seq
             c = m.cambios.c
-            vector = {o: s for o, s in await conn.execute(select(c.origen, func.max(c.seq)).group_by(c.origen))}
+            vector = {o: s for o, s in conn.execute(select(c.origen, func.max(c.seq)).group_by(c.origen))}
+            return hlc, siguiente, vector
+
+        hlc, siguiente, vector = await motores.transaccion(estado)
         siguiente = max(siguiente, vector.get(nodo_id, 0) + 1)
         log.info("%s: store open (%s), next seq %d, hlc %d", nodo_id, motores.dialecto, siguiente, hlc)
         return cls(motores, nodo_id, Reloj(hlc, max_deriva_ms, ahora), siguiente, vector)
@@ -115,28 +118,43 @@ class Almacen:
         self._observadores.append(fn)
         return lambda: self._observadores.remove(fn)
 
-    @asynccontextmanager
-    async def leer(self) -> AsyncIterator[AsyncConnection]:
-        async with self.motores.lectura.connect() as conn:
-            yield conn
+    async def leer(self, lector: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """Run a reader of ``consultas`` (plain SQL code on a ``Connection``) on a read connection."""
+        return await self.motores.leer(lector, *args, **kw)
 
     async def cambios_para(self, vector: dict[str, int], limite: int, sin_origen: str | None = None) -> list[Cambio]:
         """The next changes a peer with ``vector`` lacks (see ``registro``)."""
-        async with self.leer() as conn:
-            return await cambios_para(conn, vector, self.vector, limite, sin_origen)
+        return await self.leer(cambios_para, vector, self.vector, limite, sin_origen)
 
-    async def escribir(self, operacion: Callable[[Escritura], Awaitable[T]]) -> T:
+    async def escribir(
+        self, operacion: Callable[[Escritura], Any], despues: Callable[[Connection], T] | None = None
+    ) -> T | None:
+        """Run a domain operation in one write transaction and apply what it declares.
+
+        The operation is plain code on ``tx.conn``: on SQLite it runs, with the
+        whole transaction, on the writer thread. ``despues`` reads the result
+        back in the same transaction, once the changes are applied, and is what
+        this answers.
+        """
         async with self._cerrojo:
-            async with self.motores.escritura.begin() as conn:
+            bucle = asyncio.get_running_loop()
+
+            def cuerpo(conn: Connection) -> tuple[T | None, list[Cambio]]:
                 tx = Escritura(conn, self.nodo_id)
-                resultado = await operacion(tx)
-                lote = await self._sellar(tx)
-                await aplicar(conn, lote)
-                await self._guardar_estado(conn, self._siguiente_seq + len(lote))
-            self._siguiente_seq += len(lote)
-            if lote:
-                self._vector[self.nodo_id] = lote[-1].seq
-        self._avisar(lote)
+                operacion(tx)
+                lote = self._sellar(tx)
+                aplicar(conn, lote)
+                self._guardar_estado(conn, self._siguiente_seq + len(lote))
+                return (despues(conn) if despues is not None else None), lote
+
+            def confirmado(hecho: tuple[T | None, list[Cambio]]) -> None:
+                lote = hecho[1]
+                self._siguiente_seq += len(lote)
+                if lote:
+                    self._vector = {**self._vector, self.nodo_id: lote[-1].seq}
+                    bucle.call_soon_threadsafe(self._avisar, lote)
+
+            resultado, _ = await self.motores.transaccion(cuerpo, confirmado)
         return resultado
 
     async def fusionar(self, cambios: Sequence[Cambio], validados: bool = False) -> ResultadoFusion:
@@ -161,24 +179,29 @@ class Almacen:
             if lote:
                 self.reloj.observar(max(c.hlc for c in lote))
                 siguiente = max(self._siguiente_seq, vector.get(self.nodo_id, 0) + 1)
-                async with self.motores.escritura.begin() as conn:
-                    await aplicar(conn, lote)
-                    await self._guardar_estado(conn, siguiente)
-                self._vector = vector
-                self._siguiente_seq = siguiente
-        self._avisar(lote)
+
+                bucle = asyncio.get_running_loop()
+
+                def cuerpo(conn: Connection) -> None:
+                    aplicar(conn, lote)
+                    self._guardar_estado(conn, siguiente)
+
+                def confirmado(_: None) -> None:
+                    self._vector = vector
+                    self._siguiente_seq = siguiente
+                    bucle.call_soon_threadsafe(self._avisar, lote)
+
+                await self.motores.transaccion(cuerpo, confirmado)
         return ResultadoFusion(lote, duplicados, pendientes)
 
-    async def _sellar(self, tx: Escritura) -> list[Cambio]:
+    def _sellar(self, tx: Escritura) -> list[Cambio]:
         """Turn declared writes into stamped changes, in declaration order."""
         bases: dict[tuple[str, str, str], str] = {}
         for entidad, clave, campo, _ in tx.campos:
             if (entidad, campo) in CON_BASE:
                 s = m.sellos.c
-                fila = (
-                    await tx.conn.execute(
-                        select(s.hlc, s.origen).where(s.entidad == entidad, s.clave == clave, s.campo == campo)
-                    )
+                fila = tx.conn.execute(
+                    select(s.hlc, s.origen).where(s.entidad == entidad, s.clave == clave, s.campo == campo)
                 ).first()
                 if fila is not None:
                     bases[(entidad, clave, campo)] = reglas.sello_texto((fila.hlc, fila.origen))
@@ -186,7 +209,7 @@ class Almacen:
         if tx.stock:
             c = m.contadores_stock.c
             ids = sorted({pid for pid, _ in tx.stock})
-            filas = await tx.conn.execute(
+            filas = tx.conn.execute(
                 select(c.producto_id, c.entradas, c.salidas).where(c.nodo == self.nodo_id, c.producto_id.in_(ids))
             )
             actuales = {f.producto_id: {"entradas": f.entradas, "salidas": f.salidas} for f in filas}
@@ -212,8 +235,8 @@ class Almacen:
             )
         return [validar(c) for c in lote]
 
-    async def _guardar_estado(self, conn: AsyncConnection, siguiente_seq: int) -> None:
-        await conn.execute(
+    def _guardar_estado(self, conn: Connection, siguiente_seq: int) -> None:
+        conn.execute(
             update(m.estado_nodo)
             .where(m.estado_nodo.c.nodo_id == self.nodo_id)
             .values(hlc=self.reloj.ultimo, siguiente_seq=siguiente_seq)

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from servidor.almacen import modelos as m
 from sync import reglas
@@ -42,36 +42,36 @@ def trozos(valores: Sequence[Any], n: int = TROZO) -> Iterable[Sequence[Any]]:
         yield valores[i : i + n]
 
 
-async def aplicar(conn: AsyncConnection, lote: Sequence[Cambio]) -> None:
+def aplicar(conn: Connection, lote: Sequence[Cambio]) -> None:
     if not lote:
         return
-    await conn.execute(insert(m.cambios), [c.a_fila() for c in lote])
+    conn.execute(insert(m.cambios), [c.a_fila() for c in lote])
     # Products whose stock is recomputed from scratch: created in this batch, or holding
     # items of an order that is or was cancelled (its units may have moved). Every other
     # product the batch touched moves by the change of its counters alone.
     completos: set[str] = set()
-    await _aplicar_lww(conn, [c for c in lote if c.entidad != "stock"], completos)
-    deltas = await _aplicar_contadores(conn, [c for c in lote if c.entidad == "stock"])
-    await _registrar_conflictos(conn, [c for c in lote if c.campo == "estado" and c.base])
-    await recalcular_stock(conn, sorted(completos))
+    _aplicar_lww(conn, [c for c in lote if c.entidad != "stock"], completos)
+    deltas = _aplicar_contadores(conn, [c for c in lote if c.entidad == "stock"])
+    _registrar_conflictos(conn, [c for c in lote if c.campo == "estado" and c.base])
+    recalcular_stock(conn, sorted(completos))
     resto = [{"_p": pid, "_d": d} for pid, d in sorted(deltas.items()) if d and pid not in completos]
     if resto:
         p = m.productos
-        await conn.execute(update(p).where(p.c.id == bindparam("_p")).values(stock=p.c.stock + bindparam("_d")), resto)
+        conn.execute(update(p).where(p.c.id == bindparam("_p")).values(stock=p.c.stock + bindparam("_d")), resto)
 
 
-async def _productos_de_cancelados(conn: AsyncConnection, pedidos: set[str]) -> set[str]:
+def _productos_de_cancelados(conn: Connection, pedidos: set[str]) -> set[str]:
     """Products in the items of those of ``pedidos`` that are cancelled now."""
     it, pe = m.pedido_items, m.pedidos
     productos: set[str] = set()
     for parte in trozos(sorted(pedidos)):
         cancelados = select(pe.c.id).where(pe.c.id.in_(parte), pe.c.estado == "cancelado")
-        filas = await conn.execute(select(it.c.producto_id).where(it.c.pedido_id.in_(cancelados)).distinct())
+        filas = conn.execute(select(it.c.producto_id).where(it.c.pedido_id.in_(cancelados)).distinct())
         productos.update(filas.scalars())
     return productos
 
 
-async def _aplicar_lww(conn: AsyncConnection, lote: Sequence[Cambio], completos: set[str]) -> set[str]:
+def _aplicar_lww(conn: Connection, lote: Sequence[Cambio], completos: set[str]) -> set[str]:
     """Apply LWW writes; answer the orders whose ``estado`` or items changed."""
     mejores: dict[tuple[str, str, str], Cambio] = {}
     for c in lote:
@@ -90,7 +90,7 @@ async def _aplicar_lww(conn: AsyncConnection, lote: Sequence[Cambio], completos:
     s = m.sellos.c
     for entidad, claves in sorted(por_entidad.items()):
         for parte in trozos(sorted(claves)):
-            filas = await conn.execute(
+            filas = conn.execute(
                 select(s.clave, s.campo, s.hlc, s.origen).where(s.entidad == entidad, s.clave.in_(parte))
             )
             for f in filas:
@@ -102,7 +102,7 @@ async def _aplicar_lww(conn: AsyncConnection, lote: Sequence[Cambio], completos:
     nuevos = [c for c in ganadores if (c.entidad, c.clave, c.campo) not in guardados]
     viejos = [c for c in ganadores if (c.entidad, c.clave, c.campo) in guardados]
     if nuevos:
-        await conn.execute(
+        conn.execute(
             insert(m.sellos),
             [
                 {"entidad": c.entidad, "clave": c.clave, "campo": c.campo, "hlc": c.hlc, "origen": c.origen}
@@ -111,7 +111,7 @@ async def _aplicar_lww(conn: AsyncConnection, lote: Sequence[Cambio], completos:
         )
     if viejos:
         s = m.sellos.c
-        await conn.execute(
+        conn.execute(
             update(m.sellos)
             .where(and_(s.entidad == bindparam("_e"), s.clave == bindparam("_k"), s.campo == bindparam("_c")))
             .values(hlc=bindparam("_h"), origen=bindparam("_o")),
@@ -135,31 +135,31 @@ async def _aplicar_lww(conn: AsyncConnection, lote: Sequence[Cambio], completos:
     previos = {pid for pid in pedidos_con_estado if ("pedido", pid, "estado") in guardados}
     ahora = {c.clave for c in ganadores if c.entidad == "pedido" and c.campo == "estado" and c.valor == "cancelado"}
     if previos:
-        completos.update(await _productos_de_cancelados(conn, previos))  # before
+        completos.update(_productos_de_cancelados(conn, previos))  # before
     altas_pedidos: set[str] = set()
     for entidad, tabla in TABLAS.items():
         cambios_fila = {k[1]: v for k, v in filas_nuevas.items() if k[0] == entidad}
         cambios_fila.update({pid: {} for pid in items if entidad == "pedido" and pid not in cambios_fila})
-        altas = await _escribir_filas(conn, tabla, cambios_fila)
+        altas = _escribir_filas(conn, tabla, cambios_fila)
         if entidad == "producto":
             completos.update(altas)
         elif entidad == "pedido":
             altas_pedidos = altas
-    await _escribir_items(conn, items, nuevos=altas_pedidos)
+    _escribir_items(conn, items, nuevos=altas_pedidos)
     despues = ahora | (previos & set(items))
     if despues:
-        completos.update(await _productos_de_cancelados(conn, despues))  # after
+        completos.update(_productos_de_cancelados(conn, despues))  # after
     return pedidos_con_estado
 
 
-async def _escribir_filas(conn: AsyncConnection, tabla: Any, filas: dict[str, dict[str, Any]]) -> set[str]:
+def _escribir_filas(conn: Connection, tabla: Any, filas: dict[str, dict[str, Any]]) -> set[str]:
     """Insert or update rows; answer the ids inserted."""
     if not filas:
         return set()
     existentes: set[str] = set()
     ids = sorted(filas)
     for parte in trozos(ids):
-        existentes.update((await conn.execute(select(tabla.c.id).where(tabla.c.id.in_(parte)))).scalars())
+        existentes.update((conn.execute(select(tabla.c.id).where(tabla.c.id.in_(parte)))).scalars())
     por_forma: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     altas: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for id_, valores in filas.items():
@@ -170,22 +170,22 @@ async def _escribir_filas(conn: AsyncConnection, tabla: Any, filas: dict[str, di
         else:
             altas[forma].append({"id": id_, **valores})
     for lote in altas.values():
-        await conn.execute(insert(tabla), lote)
+        conn.execute(insert(tabla), lote)
     for forma, lote in por_forma.items():
-        await conn.execute(
+        conn.execute(
             update(tabla).where(tabla.c.id == bindparam("_id")).values({k: bindparam(f"v_{k}") for k in forma}),
             lote,
         )
     return set(filas) - existentes
 
 
-async def _escribir_items(conn: AsyncConnection, items: dict[str, list[dict[str, Any]]], nuevos: set[str]) -> None:
+def _escribir_items(conn: Connection, items: dict[str, list[dict[str, Any]]], nuevos: set[str]) -> None:
     """Replace the lines of orders; an order whose row is new in this batch has none yet."""
     if not items:
         return
     for parte in trozos(sorted(set(items) - nuevos)):
-        await conn.execute(delete(m.pedido_items).where(m.pedido_items.c.pedido_id.in_(parte)))
-    await conn.execute(
+        conn.execute(delete(m.pedido_items).where(m.pedido_items.c.pedido_id.in_(parte)))
+    conn.execute(
         insert(m.pedido_items),
         [
             {"pedido_id": pid, "linea": n, **item}
@@ -195,7 +195,7 @@ async def _escribir_items(conn: AsyncConnection, items: dict[str, list[dict[str,
     )
 
 
-async def _aplicar_contadores(conn: AsyncConnection, lote: Sequence[Cambio]) -> dict[str, int]:
+def _aplicar_contadores(conn: Connection, lote: Sequence[Cambio]) -> dict[str, int]:
     """Stock entries are grow-only per origin: keep the max of every value seen.
 
     Answers, per product, how much ``entradas - salidas`` moved.
@@ -210,7 +210,7 @@ async def _aplicar_contadores(conn: AsyncConnection, lote: Sequence[Cambio]) -> 
     productos = sorted({k[0] for k in maximos})
     deltas: dict[str, int] = defaultdict(int)
     for parte in trozos(productos):
-        filas = await conn.execute(select(m.contadores_stock).where(m.contadores_stock.c.producto_id.in_(parte)))
+        filas = conn.execute(select(m.contadores_stock).where(m.contadores_stock.c.producto_id.in_(parte)))
         for f in filas:
             guardados[(f.producto_id, f.nodo)] = {"entradas": f.entradas, "salidas": f.salidas}
     altas, cambios = [], []
@@ -227,10 +227,10 @@ async def _aplicar_contadores(conn: AsyncConnection, lote: Sequence[Cambio]) -> 
             deltas[pid] += (fusion["entradas"] - previo["entradas"]) - (fusion["salidas"] - previo["salidas"])
             cambios.append({"_p": pid, "_n": nodo, "_e": fusion["entradas"], "_s": fusion["salidas"]})
     if altas:
-        await conn.execute(insert(m.contadores_stock), altas)
+        conn.execute(insert(m.contadores_stock), altas)
     if cambios:
         t = m.contadores_stock.c
-        await conn.execute(
+        conn.execute(
             update(m.contadores_stock)
             .where(and_(t.producto_id == bindparam("_p"), t.nodo == bindparam("_n")))
             .values(entradas=bindparam("_e"), salidas=bindparam("_s")),
@@ -239,14 +239,14 @@ async def _aplicar_contadores(conn: AsyncConnection, lote: Sequence[Cambio]) -> 
     return deltas
 
 
-async def _registrar_conflictos(conn: AsyncConnection, lote: Sequence[Cambio]) -> None:
+def _registrar_conflictos(conn: Connection, lote: Sequence[Cambio]) -> None:
     """Record every pair of ``estado`` writes that share a base (neither saw the other)."""
     if not lote:
         return
     c = m.cambios.c
     pares: dict[tuple[str, str, str], dict[str, Any]] = {}
     for cambio in lote:
-        hermanos = await conn.execute(
+        hermanos = conn.execute(
             select(c.origen, c.hlc, c.valor).where(
                 c.entidad == cambio.entidad,
                 c.clave == cambio.clave,
@@ -273,16 +273,16 @@ async def _registrar_conflictos(conn: AsyncConnection, lote: Sequence[Cambio]) -
     if not pares:
         return
     t = m.conflictos.c
-    existentes = await conn.execute(
+    existentes = conn.execute(
         select(t.pedido_id, t.ganador, t.perdedor).where(t.pedido_id.in_(sorted({k[0] for k in pares})))
     )
     for fila in existentes:
         pares.pop((fila.pedido_id, fila.ganador, fila.perdedor), None)
     if pares:
-        await conn.execute(insert(m.conflictos), list(pares.values()))
+        conn.execute(insert(m.conflictos), list(pares.values()))
 
 
-async def recalcular_stock(conn: AsyncConnection, productos: Sequence[str]) -> None:
+def recalcular_stock(conn: Connection, productos: Sequence[str]) -> None:
     """stock = Σ entradas − Σ salidas + Σ units of cancelled orders (see sync.reglas)."""
     p, cs, it, pe = m.productos, m.contadores_stock, m.pedido_items, m.pedidos
     contadores = (
@@ -297,4 +297,4 @@ async def recalcular_stock(conn: AsyncConnection, productos: Sequence[str]) -> N
         .scalar_subquery()
     )
     for parte in trozos(productos):
-        await conn.execute(update(p).where(p.c.id.in_(parte)).values(stock=contadores + devueltas))
+        conn.execute(update(p).where(p.c.id.in_(parte)).values(stock=contadores + devueltas))

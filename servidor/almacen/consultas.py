@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from servidor.almacen import modelos as m
 from servidor.almacen.aplicar import trozos
@@ -36,57 +36,57 @@ def _fila(fila: Any, campos: Sequence[str]) -> dict[str, Any]:
     return {k: getattr(fila, k) for k in campos}
 
 
-async def _por_ids(
-    conn: AsyncConnection, tabla: Any, campos: Sequence[str], ids: Sequence[str], eliminados: bool = False
+def _por_ids(
+    conn: Connection, tabla: Any, campos: Sequence[str], ids: Sequence[str], eliminados: bool = False
 ) -> dict[str, dict[str, Any]]:
     encontrados: dict[str, dict[str, Any]] = {}
     condicion = tabla.c.creado_en.is_not(None) if eliminados else _visibles(tabla)
     for parte in trozos(sorted(set(ids))):
-        filas = await conn.execute(select(tabla).where(tabla.c.id.in_(parte), condicion))
+        filas = conn.execute(select(tabla).where(tabla.c.id.in_(parte), condicion))
         encontrados.update({f.id: _fila(f, campos) for f in filas})
     return encontrados
 
 
-async def clientes(conn: AsyncConnection) -> list[dict[str, Any]]:
+def clientes(conn: Connection) -> list[dict[str, Any]]:
     t = m.clientes
-    filas = await conn.execute(select(t).where(_visibles(t)).order_by(t.c.creado_en, t.c.id))
+    filas = conn.execute(select(t).where(_visibles(t)).order_by(t.c.creado_en, t.c.id))
     return [_fila(f, CAMPOS_CLIENTE) for f in filas]
 
 
-async def clientes_por_ids(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    return await _por_ids(conn, m.clientes, CAMPOS_CLIENTE, ids)
+def clientes_por_ids(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    return _por_ids(conn, m.clientes, CAMPOS_CLIENTE, ids)
 
 
-async def cliente(conn: AsyncConnection, id: str) -> dict[str, Any] | None:
-    return (await clientes_por_ids(conn, [id])).get(id)
+def cliente(conn: Connection, id: str) -> dict[str, Any] | None:
+    return (clientes_por_ids(conn, [id])).get(id)
 
 
-async def productos(conn: AsyncConnection) -> list[dict[str, Any]]:
+def productos(conn: Connection) -> list[dict[str, Any]]:
     t = m.productos
-    filas = await conn.execute(select(t).where(_visibles(t)).order_by(t.c.creado_en, t.c.id))
+    filas = conn.execute(select(t).where(_visibles(t)).order_by(t.c.creado_en, t.c.id))
     return [_fila(f, CAMPOS_PRODUCTO) for f in filas]
 
 
-async def productos_por_ids(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    return await _por_ids(conn, m.productos, CAMPOS_PRODUCTO, ids)
+def productos_por_ids(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    return _por_ids(conn, m.productos, CAMPOS_PRODUCTO, ids)
 
 
-async def producto(conn: AsyncConnection, id: str) -> dict[str, Any] | None:
-    return (await productos_por_ids(conn, [id])).get(id)
+def producto(conn: Connection, id: str) -> dict[str, Any] | None:
+    return (productos_por_ids(conn, [id])).get(id)
 
 
-async def items_por_pedidos(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+def items_por_pedidos(conn: Connection, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     t = m.pedido_items
     items: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for parte in trozos(sorted(set(ids))):
-        filas = await conn.execute(select(t).where(t.c.pedido_id.in_(parte)).order_by(t.c.pedido_id, t.c.linea))
+        filas = conn.execute(select(t).where(t.c.pedido_id.in_(parte)).order_by(t.c.pedido_id, t.c.linea))
         for f in filas:
             items[f.pedido_id].append(_fila(f, CAMPOS_ITEM))
     return items
 
 
-async def pedidos(
-    conn: AsyncConnection, estado: str | None = None, cliente_id: str | None = None, con_items: bool = True
+def pedidos(
+    conn: Connection, estado: str | None = None, cliente_id: str | None = None, con_items: bool = True
 ) -> list[dict[str, Any]]:
     t = m.pedidos
     consulta = select(t).where(_visibles(t))
@@ -94,58 +94,56 @@ async def pedidos(
         consulta = consulta.where(t.c.estado == estado)
     if cliente_id is not None:
         consulta = consulta.where(t.c.cliente_id == cliente_id)
-    lista = [_fila(f, CAMPOS_PEDIDO) for f in await conn.execute(consulta.order_by(t.c.creado_en, t.c.id))]
+    lista = [_fila(f, CAMPOS_PEDIDO) for f in conn.execute(consulta.order_by(t.c.creado_en, t.c.id))]
     if con_items and lista:
-        items = await _items_de_todos(conn, consulta)
+        items = _items_de_todos(conn, consulta)
         for p in lista:
             p["items"] = items.get(p["id"], [])
     return lista
 
 
-async def _items_de_todos(conn: AsyncConnection, consulta: Any) -> dict[str, list[dict[str, Any]]]:
+def _items_de_todos(conn: Connection, consulta: Any) -> dict[str, list[dict[str, Any]]]:
     """Items of every order a list selected, in one statement."""
     ids = consulta.with_only_columns(m.pedidos.c.id).scalar_subquery()
     t = m.pedido_items
     items: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    filas = await conn.execute(select(t).where(t.c.pedido_id.in_(ids)).order_by(t.c.pedido_id, t.c.linea))
+    filas = conn.execute(select(t).where(t.c.pedido_id.in_(ids)).order_by(t.c.pedido_id, t.c.linea))
     for f in filas:
         items[f.pedido_id].append(_fila(f, CAMPOS_ITEM))
     return items
 
 
-async def pedidos_por_ids(
-    conn: AsyncConnection, ids: Sequence[str], eliminados: bool = False
-) -> dict[str, dict[str, Any]]:
+def pedidos_por_ids(conn: Connection, ids: Sequence[str], eliminados: bool = False) -> dict[str, dict[str, Any]]:
     """Orders by id with their items; ``eliminados`` includes deleted ones (for audits)."""
-    encontrados = await _por_ids(conn, m.pedidos, CAMPOS_PEDIDO, ids, eliminados)
-    items = await items_por_pedidos(conn, list(encontrados))
+    encontrados = _por_ids(conn, m.pedidos, CAMPOS_PEDIDO, ids, eliminados)
+    items = items_por_pedidos(conn, list(encontrados))
     for id_, p in encontrados.items():
         p["items"] = items.get(id_, [])
     return encontrados
 
 
-async def pedido(conn: AsyncConnection, id: str) -> dict[str, Any] | None:
-    return (await pedidos_por_ids(conn, [id])).get(id)
+def pedido(conn: Connection, id: str) -> dict[str, Any] | None:
+    return (pedidos_por_ids(conn, [id])).get(id)
 
 
-async def existe_eliminado(conn: AsyncConnection, tabla: Any, id: str) -> bool:
-    fila = (await conn.execute(select(tabla.c.eliminado).where(tabla.c.id == id))).first()
+def existe_eliminado(conn: Connection, tabla: Any, id: str) -> bool:
+    fila = (conn.execute(select(tabla.c.eliminado).where(tabla.c.id == id))).first()
     return bool(fila and fila.eliminado)
 
 
-async def conflictos(conn: AsyncConnection) -> list[dict[str, Any]]:
+def conflictos(conn: Connection) -> list[dict[str, Any]]:
     t = m.conflictos
-    filas = await conn.execute(select(t).order_by(t.c.pedido_id, t.c.ganador, t.c.perdedor))
+    filas = conn.execute(select(t).order_by(t.c.pedido_id, t.c.ganador, t.c.perdedor))
     return [dict(f._mapping) for f in filas]
 
 
-async def cuenta_cambios(conn: AsyncConnection) -> int:
-    return int((await conn.execute(select(func.count()).select_from(m.cambios))).scalar_one())
+def cuenta_cambios(conn: Connection) -> int:
+    return int((conn.execute(select(func.count()).select_from(m.cambios))).scalar_one())
 
 
-async def cambios_de(conn: AsyncConnection, origen: str) -> list[Any]:
+def cambios_de(conn: Connection, origen: str) -> list[Any]:
     c = m.cambios.c
-    return list(await conn.execute(select(m.cambios).where(c.origen == origen).order_by(c.seq)))
+    return list(conn.execute(select(m.cambios).where(c.origen == origen).order_by(c.seq)))
 
 
 # Tables that make up the replicated state, with their sort keys. ``sellos``
@@ -161,12 +159,12 @@ _ESTADO = (
 )
 
 
-async def digest(conn: AsyncConnection) -> str:
+def digest(conn: Connection) -> str:
     """Canonical digest of the replicated state: equal on converged nodes."""
     h = hashlib.sha256()
     for tabla, orden in _ESTADO:
         h.update(tabla.name.encode())
-        filas = await conn.execute(select(tabla).order_by(*(tabla.c[k] for k in orden)))
+        filas = conn.execute(select(tabla).order_by(*(tabla.c[k] for k in orden)))
         for f in filas:
             h.update(repr(tuple(_canonico(v) for v in f)).encode())
     return h.hexdigest()

@@ -15,14 +15,14 @@ import heapq
 from collections.abc import Mapping
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from servidor.almacen import modelos as m
 from sync.cambios import Cambio
 
 
-async def cambios_para(
-    conn: AsyncConnection,
+def cambios_para(
+    conn: Connection,
     lo_que_tiene: Mapping[str, int],
     lo_que_tengo: Mapping[str, int],
     limite: int,
@@ -34,9 +34,7 @@ async def cambios_para(
         suyo = lo_que_tiene.get(origen, 0)
         if mio <= suyo or origen == sin_origen:
             continue
-        filas = await conn.execute(
-            select(m.cambios).where(c.origen == origen, c.seq > suyo).order_by(c.seq).limit(limite)
-        )
+        filas = conn.execute(select(m.cambios).where(c.origen == origen, c.seq > suyo).order_by(c.seq).limit(limite))
         por_origen.append([Cambio.desde_fila(f) for f in filas])
     fusion = heapq.merge(*por_origen, key=lambda x: x.sello)
     return [x for _, x in zip(range(limite), fusion, strict=False)]

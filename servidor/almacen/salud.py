@@ -7,9 +7,9 @@ no SQL of its own.
 from __future__ import annotations
 
 from sqlalchemy import literal, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 
-async def comprobar(conn: AsyncConnection) -> None:
+def comprobar(conn: Connection) -> None:
     """Round-trip a trivial statement; raise whatever the driver raises."""
-    await conn.execute(select(literal(1)))
+    conn.execute(select(literal(1)))

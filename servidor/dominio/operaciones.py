@@ -17,7 +17,7 @@ Rules that live here:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -51,20 +51,19 @@ class Dominio:
         ms = self.almacen.reloj.ahora_ms()
         return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
-    async def _leer(self, lector: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
-        async with self.almacen.leer() as conn:
-            return await lector(conn, *args, **kw)
+    async def _leer(self, lector: Callable[..., T], *args: Any, **kw: Any) -> T:
+        return await self.almacen.leer(lector, *args, **kw)
 
-    async def _existe(
-        self, lector: Callable[..., Awaitable[Any]], entidad: str, id: str, conn: Any = None
+    async def _escribir(
+        self, op: Callable[[Escritura], None], lector: Callable[..., Any], entidad: str, id: str
     ) -> dict[str, Any]:
-        if conn is None:
-            encontrado = await self._leer(lector, id)
-        else:
-            encontrado = await lector(conn, id)
-        if encontrado is None:
-            raise NoEncontrado(entidad, id)
-        return dict(encontrado)
+        """Run ``op`` and answer the entity ``id`` as it stands after it, read in the same transaction."""
+        hecho = await self.almacen.escribir(op, lambda conn: _existe(lector(conn, id), entidad, id))
+        assert hecho is not None
+        return hecho
+
+    async def _obtener(self, lector: Callable[..., Any], entidad: str, id: str) -> dict[str, Any]:
+        return _existe(await self._leer(lector, id), entidad, id)
 
     # --- clientes ---------------------------------------------------------
 
@@ -72,34 +71,32 @@ class Dominio:
         limpio = v.cliente(datos)
         id = nuevo_id()
 
-        async def op(tx: Escritura) -> None:
+        def op(tx: Escritura) -> None:
             for campo in sorted(v.CAMPOS_CLIENTE):
                 tx.poner("cliente", id, campo, limpio.get(campo))
             tx.poner("cliente", id, "creado_en", self._ahora())
 
-        await self.almacen.escribir(op)
-        return await self.obtener_cliente(id)
+        return await self._escribir(op, consultas.cliente, "cliente", id)
 
     async def listar_clientes(self) -> list[dict[str, Any]]:
         return await self._leer(consultas.clientes)
 
     async def obtener_cliente(self, id: str) -> dict[str, Any]:
-        return await self._existe(consultas.cliente, "cliente", id)
+        return await self._obtener(consultas.cliente, "cliente", id)
 
     async def actualizar_cliente(self, id: str, datos: Any) -> dict[str, Any]:
         limpio = v.cliente(datos, parcial=True)
 
-        async def op(tx: Escritura) -> None:
-            await self._existe(consultas.cliente, "cliente", id, tx.conn)
+        def op(tx: Escritura) -> None:
+            _existe(consultas.cliente(tx.conn, id), "cliente", id)
             for campo, valor in sorted(limpio.items()):
                 tx.poner("cliente", id, campo, valor)
 
-        await self.almacen.escribir(op)
-        return await self.obtener_cliente(id)
+        return await self._escribir(op, consultas.cliente, "cliente", id)
 
     async def eliminar_cliente(self, id: str) -> None:
-        async def op(tx: Escritura) -> None:
-            await self._existe(consultas.cliente, "cliente", id, tx.conn)
+        def op(tx: Escritura) -> None:
+            _existe(consultas.cliente(tx.conn, id), "cliente", id)
             tx.poner("cliente", id, "eliminado", True)
 
         await self.almacen.escribir(op)
@@ -110,27 +107,26 @@ class Dominio:
         limpio = v.producto(datos)
         id = nuevo_id()
 
-        async def op(tx: Escritura) -> None:
+        def op(tx: Escritura) -> None:
             tx.poner("producto", id, "nombre", limpio["nombre"])
             tx.poner("producto", id, "descripcion", limpio.get("descripcion"))
             tx.poner("producto", id, "precio", str(limpio["precio"]))
             tx.poner("producto", id, "creado_en", self._ahora())
             tx.sumar_stock(id, "entradas", limpio.get("stock", 0))
 
-        await self.almacen.escribir(op)
-        return await self.obtener_producto(id)
+        return await self._escribir(op, consultas.producto, "producto", id)
 
     async def listar_productos(self) -> list[dict[str, Any]]:
         return await self._leer(consultas.productos)
 
     async def obtener_producto(self, id: str) -> dict[str, Any]:
-        return await self._existe(consultas.producto, "producto", id)
+        return await self._obtener(consultas.producto, "producto", id)
 
     async def actualizar_producto(self, id: str, datos: Any) -> dict[str, Any]:
         limpio = v.producto(datos, parcial=True)
 
-        async def op(tx: Escritura) -> None:
-            actual = await self._existe(consultas.producto, "producto", id, tx.conn)
+        def op(tx: Escritura) -> None:
+            actual = _existe(consultas.producto(tx.conn, id), "producto", id)
             for campo in ("nombre", "descripcion"):
                 if campo in limpio:
                     tx.poner("producto", id, campo, limpio[campo])
@@ -139,20 +135,18 @@ class Dominio:
             if "stock" in limpio:
                 _ajustar(tx, id, limpio["stock"] - actual["stock"], actual["stock"])
 
-        await self.almacen.escribir(op)
-        return await self.obtener_producto(id)
+        return await self._escribir(op, consultas.producto, "producto", id)
 
     async def ajustar_stock(self, id: str, cantidad: Any) -> dict[str, Any]:
         n = v.entero(cantidad, "cantidad", -v.MAX_STOCK, v.MAX_STOCK)
         if n == 0:
             raise Validacion("'cantidad' must not be zero", {"campo": "cantidad"})
 
-        async def op(tx: Escritura) -> None:
-            actual = await self._existe(consultas.producto, "producto", id, tx.conn)
+        def op(tx: Escritura) -> None:
+            actual = _existe(consultas.producto(tx.conn, id), "producto", id)
             _ajustar(tx, id, n, actual["stock"])
 
-        await self.almacen.escribir(op)
-        return await self.obtener_producto(id)
+        return await self._escribir(op, consultas.producto, "producto", id)
 
     # --- pedidos ----------------------------------------------------------
 
@@ -160,9 +154,9 @@ class Dominio:
         cliente_id, unidades = v.pedido(datos)
         id = nuevo_id()
 
-        async def op(tx: Escritura) -> None:
-            await self._existe(consultas.cliente, "cliente", cliente_id, tx.conn)
-            productos = await consultas.productos_por_ids(tx.conn, list(unidades))
+        def op(tx: Escritura) -> None:
+            _existe(consultas.cliente(tx.conn, cliente_id), "cliente", cliente_id)
+            productos = consultas.productos_por_ids(tx.conn, list(unidades))
             items, total = [], Decimal("0.00")
             for pid, cantidad in unidades.items():
                 producto = productos.get(pid)
@@ -194,8 +188,7 @@ class Dominio:
             for pid, cantidad in unidades.items():
                 tx.sumar_stock(pid, "salidas", cantidad)
 
-        await self.almacen.escribir(op)
-        return await self.obtener_pedido(id)
+        return await self._escribir(op, consultas.pedido, "pedido", id)
 
     async def listar_pedidos(self, estado: str | None = None, cliente_id: str | None = None) -> list[dict[str, Any]]:
         if estado is not None:
@@ -203,13 +196,13 @@ class Dominio:
         return await self._leer(consultas.pedidos, estado=estado, cliente_id=cliente_id)
 
     async def obtener_pedido(self, id: str) -> dict[str, Any]:
-        return await self._existe(consultas.pedido, "pedido", id)
+        return await self._obtener(consultas.pedido, "pedido", id)
 
     async def cambiar_estado(self, id: str, estado: Any) -> dict[str, Any]:
         nuevo = v.estado(estado)
 
-        async def op(tx: Escritura) -> None:
-            actual = await self._existe(consultas.pedido, "pedido", id, tx.conn)
+        def op(tx: Escritura) -> None:
+            actual = _existe(consultas.pedido(tx.conn, id), "pedido", id)
             permitidos = TRANSICIONES[actual["estado"]]
             if nuevo not in permitidos:
                 raise TransicionInvalida(
@@ -218,12 +211,11 @@ class Dominio:
                 )
             tx.poner("pedido", id, "estado", nuevo)
 
-        await self.almacen.escribir(op)
-        return await self.obtener_pedido(id)
+        return await self._escribir(op, consultas.pedido, "pedido", id)
 
     async def eliminar_pedido(self, id: str) -> None:
-        async def op(tx: Escritura) -> None:
-            actual = await self._existe(consultas.pedido, "pedido", id, tx.conn)
+        def op(tx: Escritura) -> None:
+            actual = _existe(consultas.pedido(tx.conn, id), "pedido", id)
             if actual["estado"] not in FINALES:
                 tx.poner("pedido", id, "estado", "cancelado")
             tx.poner("pedido", id, "eliminado", True)
@@ -232,6 +224,12 @@ class Dominio:
 
     async def conflictos(self) -> list[dict[str, Any]]:
         return await self._leer(consultas.conflictos)
+
+
+def _existe(encontrado: dict[str, Any] | None, entidad: str, id: str) -> dict[str, Any]:
+    if encontrado is None:
+        raise NoEncontrado(entidad, id)
+    return dict(encontrado)
 
 
 def _ajustar(tx: Escritura, producto_id: str, delta: int, disponible: int) -> None:

@@ -22,14 +22,12 @@ NODO = "nodo1"
 
 
 async def cuenta_cambios(app: Starlette) -> int:
-    async with app.state.almacen.leer() as conn:
-        return await consultas.cuenta_cambios(conn)
+    return await app.state.almacen.leer(consultas.cuenta_cambios)
 
 
 async def registro(app: Starlette, origen: str = NODO) -> list[Any]:
     """This node's changes, in seq order, checked gap-free with increasing hlc."""
-    async with app.state.almacen.leer() as conn:
-        filas = await consultas.cambios_de(conn, origen)
+    filas = await app.state.almacen.leer(consultas.cambios_de, origen)
     assert [f.seq for f in filas] == list(range(1, len(filas) + 1)), "seq has gaps or repeats"
     hlcs = [f.hlc for f in filas]
     assert all(a < b for a, b in zip(hlcs, hlcs[1:], strict=False)), "hlc does not increase"

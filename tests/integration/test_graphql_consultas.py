@@ -191,8 +191,7 @@ async def test_conflictos_lists_a_concurrent_estado_change_and_its_winner(
     assert await datos(http, "{ conflictos { pedidoId } }") == {"conflictos": []}
     [pedido] = await poblar(app, 1)
     await app.state.dominio.cambiar_estado(pedido["id"], "confirmado")
-    async with app.state.almacen.leer() as conn:
-        confirmacion = (await consultas.cambios_de(conn, "nodo1"))[-1]
+    confirmacion = (await app.state.almacen.leer(consultas.cambios_de, "nodo1"))[-1]
     # nodo2 cancelled the same pending order without seeing the confirmation, stamped later.
     remoto = Cambio(
         origen="nodo2",

@@ -37,10 +37,9 @@ async def en_disco(nodo: ProcesoNodo) -> tuple[list[Any], dict[str, Any], dict[s
     assert not nodo.vivo, "read the store only while the node is stopped"
     almacen = await Almacen.abrir(nodo.database, nodo.id)
     try:
-        async with almacen.leer() as conn:
-            cambios = await consultas.cambios_de(conn, nodo.id)
-            clientes = {c["id"]: c for c in await consultas.clientes(conn)}
-            productos = {p["id"]: p for p in await consultas.productos(conn)}
+        cambios = await almacen.leer(consultas.cambios_de, nodo.id)
+        clientes = {c["id"]: c for c in await almacen.leer(consultas.clientes)}
+        productos = {p["id"]: p for p in await almacen.leer(consultas.productos)}
     finally:
         await almacen.cerrar()
     return cambios, clientes, productos

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +15,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from servidor import rest
-from servidor.almacen import salud
 from servidor.limites import MAX_CUERPO
 from tests.integration.ayudas import crear_cliente, crear_pedido, crear_producto, error, registro, sin_cambios
 
@@ -198,10 +196,8 @@ async def test_health_reports_node_database_clock_and_progress(
 async def test_health_is_503_degradado_when_the_database_does_not_answer(
     http: httpx.AsyncClient, app: Starlette, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    @asynccontextmanager
-    async def caida() -> AsyncIterator[Any]:
+    async def caida(*_: Any, **__: Any) -> Any:
         raise ConnectionRefusedError("database unreachable")
-        yield  # pragma: no cover
 
     monkeypatch.setattr(app.state.almacen, "leer", caida)
     r = await http.get("/api/health")
@@ -212,12 +208,14 @@ async def test_health_is_503_degradado_when_the_database_does_not_answer(
 
 
 async def test_health_gives_up_on_a_database_that_hangs(
-    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    http: httpx.AsyncClient, app: Starlette, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def colgada(_conn: Any) -> None:
-        await asyncio.Event().wait()
+    colgada = asyncio.Event()
 
-    monkeypatch.setattr(salud, "comprobar", colgada)
+    async def leer_colgado(*_: Any, **__: Any) -> None:
+        await colgada.wait()
+
+    monkeypatch.setattr(app.state.almacen, "leer", leer_colgado)
     monkeypatch.setattr(rest, "LIMITE_SALUD_S", 0.01)
     r = await http.get("/api/health")
     assert r.status_code == 503

@@ -150,18 +150,15 @@ class Replicas(RuleBasedStateMachine):
         await self.intercambio_completo()
         digests = set()
         for d in self.dominios:
-            async with d.almacen.leer() as conn:
-                digests.add(await consultas.digest(conn))
+            digests.add(await d.almacen.leer(consultas.digest))
         assert len(digests) == 1, "replicas hold different states after a full exchange"
         vectores = {tuple(sorted(d.almacen.vector.items())) for d in self.dominios}
         assert len(vectores) == 1
         for d in self.dominios:
-            async with d.almacen.leer() as conn:
-                presentes = await consultas.pedidos_por_ids(conn, self.pedidos, eliminados=True)
+            presentes = await d.almacen.leer(consultas.pedidos_por_ids, self.pedidos, eliminados=True)
             assert set(presentes) == set(self.pedidos), "an acknowledged order is missing"
         d = self.dominios[0]
-        async with d.almacen.leer() as conn:
-            todos = await consultas.pedidos_por_ids(conn, self.pedidos, eliminados=True)
+        todos = await d.almacen.leer(consultas.pedidos_por_ids, self.pedidos, eliminados=True)
         for pid in self.productos:
             vendidos = sum(
                 i["cantidad"]

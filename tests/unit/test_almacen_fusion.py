@@ -48,8 +48,7 @@ async def todos_con_todos(dominios: list[Dominio]) -> None:
 
 
 async def digest(d: Dominio) -> str:
-    async with d.almacen.leer() as conn:
-        return await consultas.digest(conn)
+    return await d.almacen.leer(consultas.digest)
 
 
 async def _catalogo(d: Dominio, stock: int = 10) -> tuple[str, str]:
@@ -61,8 +60,7 @@ async def _catalogo(d: Dominio, stock: int = 10) -> tuple[str, str]:
 async def test_local_writes_are_logged_with_gap_free_seq_and_increasing_hlc(tres: list[Dominio]) -> None:
     d = tres[0]
     await _catalogo(d)
-    async with d.almacen.leer() as conn:
-        filas = await consultas.cambios_de(conn, "nodo1")
+    filas = await d.almacen.leer(consultas.cambios_de, "nodo1")
     assert [f.seq for f in filas] == list(range(1, len(filas) + 1))
     assert all(a.hlc < b.hlc for a, b in zip(filas, filas[1:], strict=False))
 
