@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ from websockets.asyncio.client import connect
 
 from servidor.almacen import Almacen
 from sync import protocolo as p
+from sync.cambios import Cambio
 from sync.errores import ErrorSync
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class Nodo(Protocol):
 
     def pares(self) -> frozenset[str]: ...
     def estado(self, par: str) -> Any: ...
-    def suscribir(self, evento: asyncio.Event) -> Callable[[], None]: ...
+    def suscribir(self, fn: Callable[[Sequence[Cambio]], None]) -> Callable[[], None]: ...
 
 
 @dataclass
@@ -78,7 +79,19 @@ async def servir(ws: WebSocket, nodo: Nodo) -> None:
     estado.notificar()
     novedades = asyncio.Event()
     novedades.set()
-    quitar = nodo.suscribir(novedades)
+    # What committed since the last batch: usually exactly what the peer lacks next,
+    # so it is sent from memory instead of read back from the log.
+    recientes: list[Cambio] = []
+
+    def al_confirmar(lote: Sequence[Cambio]) -> None:
+        if len(recientes) < p.MAX_LOTE:
+            recientes.extend(lote)
+        novedades.set()
+
+    quitar = nodo.suscribir(al_confirmar)
+
+    def falta_algo() -> bool:
+        return any(s > sesion.cursor.get(o, 0) for o, s in nodo.almacen.vector.items() if o != sesion.par)
 
     async def leer() -> None:
         while True:
@@ -109,11 +122,17 @@ async def servir(ws: WebSocket, nodo: Nodo) -> None:
             novedades.clear()
             while sesion.puede_enviar():
                 # Never echo a peer's own changes back: it made them, it has them all.
-                lote = p.lote(await nodo.almacen.cambios_para(sesion.cursor, p.MAX_LOTE, sesion.par))
-                if not lote:
+                if not falta_algo():
+                    recientes.clear()
                     if not dicho_al_dia:
                         await ws.send_text(p.codificar({"tipo": "al_dia"}))
                         dicho_al_dia = True
+                    break
+                lote = p.lote(_continuacion(recientes, sesion.cursor, nodo.almacen.vector, sesion.par) or [])
+                recientes.clear()
+                if not lote:
+                    lote = p.lote(await nodo.almacen.cambios_para(sesion.cursor, p.MAX_LOTE, sesion.par))
+                if not lote:
                     break
                 await ws.send_text(p.codificar(sesion.enviar(lote)))
                 ultimo_envio = bucle.time()
@@ -207,3 +226,19 @@ async def _recibir(ws: WebSocket) -> str:
     if texto is None:
         raise p.Rechazo("MALFORMADO", "binary frame: peer messages are JSON text")
     return str(texto)
+
+
+def _continuacion(
+    recientes: Sequence[Cambio], cursor: Mapping[str, int], vector: Mapping[str, int], par: str | None
+) -> list[Cambio] | None:
+    """``recientes`` past ``cursor``, if they are exactly everything the peer lacks; else None."""
+    faltan = {o: s for o, s in vector.items() if o != par and s > cursor.get(o, 0)}
+    lote = [c for c in recientes if c.origen in faltan and c.seq > cursor.get(c.origen, 0)]
+    por_origen: dict[str, list[int]] = {}
+    for c in lote:
+        por_origen.setdefault(c.origen, []).append(c.seq)
+    for origen, hasta in faltan.items():
+        desde = cursor.get(origen, 0) + 1
+        if por_origen.get(origen) != list(range(desde, hasta + 1)):
+            return None
+    return lote

@@ -75,7 +75,7 @@ class GestorPares:
         self.nonces: dict[str, int] = {}
         self._estados = {par.id: EstadoPar(par.id, par.url, notificar=self._avisar) for par in ajustes.pares}
         self._interesados: list[Callable[[], None]] = []
-        self._eventos: set[asyncio.Event] = set()
+        self._enlaces: list[Callable[[Sequence[Cambio]], None]] = []
         self._tareas: list[asyncio.Task[None]] = []
         self._parado = asyncio.Event()
         self._quitar_observador: Callable[[], None] | None = None
@@ -88,9 +88,10 @@ class GestorPares:
     def estado(self, par: str) -> EstadoPar:
         return self._estados[par]
 
-    def suscribir(self, evento: asyncio.Event) -> Callable[[], None]:
-        self._eventos.add(evento)
-        return lambda: self._eventos.discard(evento)
+    def suscribir(self, fn: Callable[[Sequence[Cambio]], None]) -> Callable[[], None]:
+        """Call ``fn`` with every committed batch (the serving links)."""
+        self._enlaces.append(fn)
+        return lambda: self._enlaces.remove(fn)
 
     def al_cambiar(self, fn: Callable[[], None]) -> Callable[[], None]:
         """Call ``fn`` when a link goes up or down or a peer acknowledges."""
@@ -101,9 +102,9 @@ class GestorPares:
         for fn in list(self._interesados):
             fn()
 
-    def _al_confirmar(self, _lote: Sequence[Cambio]) -> None:
-        for evento in self._eventos:
-            evento.set()
+    def _al_confirmar(self, lote: Sequence[Cambio]) -> None:
+        for fn in list(self._enlaces):
+            fn(lote)
 
     # --- lifecycle ---------------------------------------------------------
 

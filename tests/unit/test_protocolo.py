@@ -8,6 +8,7 @@ import pytest
 
 from sync import protocolo as p
 from sync.cambios import Cambio
+from sync.enlace import _continuacion
 from sync.errores import CambioInvalido
 
 AHORA = 1_800_000_000_000
@@ -148,3 +149,18 @@ def test_a_batch_is_cut_to_stay_under_the_byte_limit() -> None:
     assert 0 < len(lote) < 500
     mensaje = p.codificar({"tipo": "cambios", "cambios": [c.a_json() for c in lote]})
     assert len(mensaje.encode()) <= p.MAX_LOTE_BYTES + 4096
+
+
+def test_recent_changes_are_sent_from_memory_only_when_they_are_all_the_peer_lacks() -> None:
+    recientes = [_cambio(4), _cambio(5), _cambio(1, "nodo3")]
+    assert _continuacion(recientes, {"nodo1": 3}, {"nodo1": 5, "nodo3": 1}, "nodo2") == [
+        _cambio(4),
+        _cambio(5),
+        _cambio(1, "nodo3"),
+    ]
+    # the peer lacks seq 3 too, which memory no longer holds: read the log instead
+    assert _continuacion(recientes, {"nodo1": 2}, {"nodo1": 5, "nodo3": 1}, "nodo2") is None
+    # a commit not yet seen in memory
+    assert _continuacion(recientes, {"nodo1": 3}, {"nodo1": 6, "nodo3": 1}, "nodo2") is None
+    # the peer's own changes are never sent back
+    assert _continuacion([_cambio(1, "nodo2")], {}, {"nodo2": 1}, "nodo2") == []
