@@ -13,8 +13,12 @@ Two entrances, one path:
   round), refuses the whole batch if one is stamped too far ahead, and hands
   the rest to the same ``apply``.
 
-After each commit the applied changes go to the observers (subscriptions,
-peer streams). Observers are plain callbacks and must not block.
+Operations, ``apply`` and the readers of ``consultas`` are plain code on a
+``Connection``; :class:`~servidor.almacen.motor.Motores` runs them (on
+SQLite, a write transaction on the writer thread). The node's ``seq`` and
+version vector move right after the commit, and the applied changes then go
+to the observers (subscriptions, peer streams) on the event loop. Observers
+are plain callbacks and must not block.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 An entity is visible once its creation has been applied (``creado_en`` is
 set) and until it is deleted (tombstone). Batch readers (``*_por_ids``) serve
 the GraphQL loaders, so that a list of orders with their clients and items
-costs a fixed number of statements.
+costs a fixed number of statements. Each reader is plain code on a
+``Connection``, run through ``Almacen.leer`` (or inside a write, on
+``tx.conn``).
 """
 
 from __future__ import annotations
