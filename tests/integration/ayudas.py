@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
-from servidor.almacen import consultas
+from servidor.almacen import ResultadoFusion, consultas
+from sync.cambios import Cambio
 
 NODO = "nodo1"
 
@@ -114,6 +115,22 @@ async def mover(http: httpx.AsyncClient, pedido_id: str, *estados: str) -> dict[
         assert r.status_code == 200, r.text
         pedido = r.json()
     return pedido
+
+
+async def cancelacion_concurrente(app: Starlette, pedido_id: str, base: str | None) -> ResultadoFusion:
+    """nodo2 cancels the order without having seen the write stamped ``base``, stamped later, merged here."""
+    remoto = Cambio(
+        origen="nodo2",
+        seq=1,
+        hlc=app.state.almacen.reloj.ultimo + 1,
+        entidad="pedido",
+        clave=pedido_id,
+        campo="estado",
+        valor="cancelado",
+        base=base,
+    )
+    resultado: ResultadoFusion = await app.state.almacen.fusionar([remoto])
+    return resultado
 
 
 # --- GraphQL ---------------------------------------------------------------------

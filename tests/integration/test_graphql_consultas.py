@@ -14,8 +14,7 @@ from starlette.applications import Starlette
 from starlette.types import Message
 
 from servidor.almacen import consultas
-from sync.cambios import Cambio
-from tests.integration.ayudas import datos
+from tests.integration.ayudas import cancelacion_concurrente, datos
 
 
 async def poblar(app: Starlette, pedidos: int) -> list[dict[str, Any]]:
@@ -193,17 +192,7 @@ async def test_conflictos_lists_a_concurrent_estado_change_and_its_winner(
     await app.state.dominio.cambiar_estado(pedido["id"], "confirmado")
     confirmacion = (await app.state.almacen.leer(consultas.cambios_de, "nodo1"))[-1]
     # nodo2 cancelled the same pending order without seeing the confirmation, stamped later.
-    remoto = Cambio(
-        origen="nodo2",
-        seq=1,
-        hlc=app.state.almacen.reloj.ultimo + 1,
-        entidad="pedido",
-        clave=pedido["id"],
-        campo="estado",
-        valor="cancelado",
-        base=confirmacion.base,
-    )
-    await app.state.almacen.fusionar([remoto])
+    [remoto] = (await cancelacion_concurrente(app, pedido["id"], confirmacion.base)).aplicados
 
     r = await datos(http, "{ conflictos { pedidoId campo ganador perdedor valorGanador valorPerdedor base } }")
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from sync.cambios import Cambio
 from tests.integration.ayudas import (
+    cancelacion_concurrente,
     crear_cliente,
     crear_pedido,
     crear_producto,
@@ -318,18 +318,7 @@ async def test_conflicts_list_the_losing_estado_of_a_concurrent_change(http: htt
     assert confirmacion.campo == "estado" and confirmacion.base
 
     # nodo2 cancelled the same pending order without seeing the confirmation, stamped later.
-    remoto = Cambio(
-        origen="nodo2",
-        seq=1,
-        hlc=app.state.almacen.reloj.ultimo + 1,
-        entidad="pedido",
-        clave=pedido["id"],
-        campo="estado",
-        valor="cancelado",
-        base=confirmacion.base,
-    )
-    resultado = await app.state.almacen.fusionar([remoto])
-    assert len(resultado.aplicados) == 1
+    [remoto] = (await cancelacion_concurrente(app, pedido["id"], confirmacion.base)).aplicados
 
     r = await http.get("/api/conflictos")
     assert r.status_code == 200
