@@ -11,7 +11,8 @@ Stock entries are grow-only counters owned by their origin: the value of a
 change is the entry's new total, so merging takes ``max`` and duplicates or
 reordering change nothing.
 
-Stock of a product is a pure function of converged state::
+Stock of a product is a pure function of converged state (computed in SQL by
+``servidor.almacen.aplicar.recalcular_stock``)::
 
     stock = Σ entradas − Σ salidas + Σ units of cancelled orders
 
@@ -20,8 +21,6 @@ exactly once.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 Sello = tuple[int, str]
 
@@ -33,10 +32,6 @@ def gana(nuevo: Sello, actual: Sello | None) -> bool:
 
 def fusionar_contador(actual: int | None, nuevo: int) -> int:
     return nuevo if actual is None else max(actual, nuevo)
-
-
-def stock(entradas_salidas: Iterable[tuple[int, int]], unidades_canceladas: int) -> int:
-    return sum(e - s for e, s in entradas_salidas) + unidades_canceladas
 
 
 def sello_texto(sello: Sello) -> str:

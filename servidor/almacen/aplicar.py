@@ -86,8 +86,8 @@ def _productos_de_cancelados(conn: Connection, pedidos: set[str]) -> set[str]:
     return productos
 
 
-def _aplicar_lww(conn: Connection, lote: Sequence[Cambio], completos: set[str]) -> set[str]:
-    """Apply LWW writes; answer the orders whose ``estado`` or items changed."""
+def _aplicar_lww(conn: Connection, lote: Sequence[Cambio], completos: set[str]) -> None:
+    """Apply LWW writes; add to ``completos`` the products whose stock must be recomputed."""
     mejores: dict[tuple[str, str, str], Cambio] = {}
     for c in lote:
         k = (c.entidad, c.clave, c.campo)
@@ -95,7 +95,7 @@ def _aplicar_lww(conn: Connection, lote: Sequence[Cambio], completos: set[str]) 
         if actual is None or c.sello > actual.sello:
             mejores[k] = c
     if not mejores:
-        return set()
+        return
 
     guardados: dict[tuple[str, str, str], tuple[int, str]] = {}
     # By (entidad, clave): the primary key's prefix, so an index range, never a scan of sellos.
@@ -113,7 +113,7 @@ def _aplicar_lww(conn: Connection, lote: Sequence[Cambio], completos: set[str]) 
 
     ganadores = [c for k, c in mejores.items() if reglas.gana(c.sello, guardados.get(k))]
     if not ganadores:
-        return set()
+        return
     nuevos = [c for c in ganadores if (c.entidad, c.clave, c.campo) not in guardados]
     viejos = [c for c in ganadores if (c.entidad, c.clave, c.campo) in guardados]
     if nuevos:
@@ -158,7 +158,6 @@ def _aplicar_lww(conn: Connection, lote: Sequence[Cambio], completos: set[str]) 
     despues = ahora | (previos & set(items))
     if despues:
         completos.update(_productos_de_cancelados(conn, despues))  # after
-    return pedidos_con_estado
 
 
 def _escribir_filas(conn: Connection, tabla: Any, filas: dict[str, dict[str, Any]]) -> set[str]:

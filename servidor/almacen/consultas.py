@@ -128,11 +128,6 @@ def pedido(conn: Connection, id: str) -> dict[str, Any] | None:
     return (pedidos_por_ids(conn, [id])).get(id)
 
 
-def existe_eliminado(conn: Connection, tabla: Any, id: str) -> bool:
-    fila = (conn.execute(select(tabla.c.eliminado).where(tabla.c.id == id))).first()
-    return bool(fila and fila.eliminado)
-
-
 def conflictos(conn: Connection) -> list[dict[str, Any]]:
     t = m.conflictos
     filas = conn.execute(select(t).order_by(t.c.pedido_id, t.c.ganador, t.c.perdedor))

@@ -46,8 +46,3 @@ def test_counter_entries_merge_by_max_so_duplicates_and_order_do_not_matter(valo
     for v in valores + valores[::-1]:
         actual = reglas.fusionar_contador(actual, v)
     assert actual == max(valores)
-
-
-def test_stock_adds_entries_subtracts_sales_and_returns_cancelled_units() -> None:
-    # nodo1 added 10 and sold 4; nodo2 added 5 and sold 3; an order of 2 units was cancelled.
-    assert reglas.stock([(10, 4), (5, 3)], unidades_canceladas=2) == 10
