@@ -108,12 +108,25 @@ CREATE TABLE IF NOT EXISTS sellos (
 
 -- The stock counter: each origin node's grow-only entries per product
 -- (units it added, units it sold); merging takes the max of each entry.
+-- devueltas (derived) are the units of cancelled orders the node sold.
 CREATE TABLE IF NOT EXISTS contadores_stock (
     producto_id  VARCHAR(64)  NOT NULL,
     nodo         VARCHAR(64)  NOT NULL,
     entradas     BIGINT       NOT NULL DEFAULT 0,
     salidas      BIGINT       NOT NULL DEFAULT 0,
+    devueltas    BIGINT       NOT NULL DEFAULT 0,
     PRIMARY KEY (producto_id, nodo)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Rights to units of a product that origen transferred to destino so far
+-- (grow-only, merged by max). A node's rights are its entradas − salidas +
+-- devueltas plus what it received minus what it gave; they sum to the stock.
+CREATE TABLE IF NOT EXISTS cesiones_stock (
+    producto_id  VARCHAR(64)  NOT NULL,
+    origen       VARCHAR(64)  NOT NULL,
+    destino      VARCHAR(64)  NOT NULL,
+    unidades     BIGINT       NOT NULL,
+    PRIMARY KEY (producto_id, origen, destino)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 

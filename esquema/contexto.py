@@ -53,6 +53,7 @@ class Cargadores:
 
     clientes: DataLoader[str, Fila | None]
     productos: DataLoader[str, Fila | None]
+    derechos: DataLoader[str, dict[str, int]]  # by product: each node's rights to its units
 
     @classmethod
     def crear(cls, almacen: Almacen) -> Cargadores:
@@ -61,15 +62,24 @@ class Cargadores:
             return [encontrados.get(i) for i in ids]
 
         async def productos(ids: Sequence[str]) -> list[Fila | None]:
-            encontrados = await almacen.leer(consultas.productos_por_ids, ids)
+            encontrados = await almacen.leer(consultas.productos_por_ids, ids, con_derechos=False)
             return [encontrados.get(i) for i in ids]
 
-        return cls(clientes=DataLoader(load_fn=clientes), productos=DataLoader(load_fn=productos))
+        async def derechos(ids: Sequence[str]) -> list[dict[str, int]]:
+            encontrados = await almacen.leer(consultas.derechos, ids)
+            return [encontrados.get(i, {}) for i in ids]
+
+        return cls(
+            clientes=DataLoader(load_fn=clientes),
+            productos=DataLoader(load_fn=productos),
+            derechos=DataLoader(load_fn=derechos),
+        )
 
     def olvidar(self) -> None:
         """Drop every cached row, after a write that may have changed them."""
         self.clientes.clear_all()
         self.productos.clear_all()
+        self.derechos.clear_all()
 
 
 @dataclass(frozen=True)

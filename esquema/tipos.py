@@ -53,14 +53,27 @@ class Cliente:
         )
 
 
+@strawberry.type(description="Rights of one node to sell units of a product (escrow).")
+class DerechoNodo:
+    nodo: str
+    unidades: int
+
+
 @strawberry.type
 class Producto:
     id: strawberry.ID
     nombre: str
     descripcion: str | None
     precio: Decimal
-    stock: int
+    stock: int = strawberry.field(description="Units in stock across the cluster, as this node knows them.")
     creado_en: str
+
+    @strawberry.field(
+        description="Units each node holds rights to sell; they add up to stock. A node sells only from its own."
+    )
+    async def derechos(self, info: strawberry.Info[Contexto, None]) -> list[DerechoNodo]:
+        por_nodo = await info.context.cargadores.derechos.load(str(self.id))
+        return [DerechoNodo(nodo=n, unidades=u) for n, u in sorted(por_nodo.items())]
 
     @classmethod
     def desde(cls, fila: dict[str, Any]) -> Producto:

@@ -47,6 +47,8 @@ class Cluster:
     max_clock_drift_ms: int
     nodes: tuple[Nodo, ...]
     ruta: Path
+    # How long an order may wait for peers to transfer rights to stock before it is refused.
+    rights_wait_ms: int = 300
 
     def nodo(self, nodo_id: str) -> Nodo:
         for nodo in self.nodes:
@@ -112,6 +114,9 @@ def _cluster_desde(datos: dict[str, Any], ruta: Path, entorno: Mapping[str, str]
     deriva = seccion.get("max_clock_drift_ms", 500)
     if not isinstance(deriva, int) or isinstance(deriva, bool) or deriva <= 0:
         raise ErrorAjustes(f"{ruta}: [cluster] max_clock_drift_ms must be a positive integer")
+    espera = seccion.get("rights_wait_ms", 300)
+    if not isinstance(espera, int) or isinstance(espera, bool) or not 0 <= espera <= 60_000:
+        raise ErrorAjustes(f"{ruta}: [cluster] rights_wait_ms must be an integer 0-60000")
 
     lista = datos.get("nodes")
     if not isinstance(lista, list) or not lista:
@@ -145,6 +150,7 @@ def _cluster_desde(datos: dict[str, Any], ruta: Path, entorno: Mapping[str, str]
         max_clock_drift_ms=deriva,
         nodes=tuple(nodos),
         ruta=ruta,
+        rights_wait_ms=espera,
     )
 
 

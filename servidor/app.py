@@ -25,6 +25,7 @@ from servidor import replicacion, rest
 from servidor.ajustes import Ajustes
 from servidor.almacen import Almacen
 from servidor.dominio import Dominio
+from servidor.dominio.derechos import Reparto
 from servidor.eventos import Difusion
 from servidor.limites import LimiteCuerpo
 from sync.pares import GestorPares
@@ -67,9 +68,10 @@ def crear_app(ajustes: Ajustes) -> Starlette:
         )
         app.state.ajustes = ajustes
         app.state.almacen = almacen
-        app.state.dominio = Dominio(almacen)
+        app.state.dominio = dominio = Dominio(almacen, nodos=len(ajustes.cluster.nodes))
         app.state.inicio = time.monotonic()
-        app.state.pares = GestorPares(ajustes, almacen)
+        app.state.pares = GestorPares(ajustes, almacen, cedente=dominio.ceder_derechos)
+        dominio.reparto = Reparto(app.state.pares, len(ajustes.cluster.nodes), ajustes.cluster.rights_wait_ms / 1000)
         app.state.difusion = Difusion(almacen, app.state.pares)
         app.state.difusion.iniciar()
         app.state.pares.iniciar()
@@ -77,6 +79,7 @@ def crear_app(ajustes: Ajustes) -> Starlette:
         try:
             yield
         finally:
+            await dominio.reparto.cerrar()
             await app.state.pares.detener()
             await app.state.difusion.detener()
             await almacen.cerrar()

@@ -3,9 +3,14 @@
 A change is ``(origen, seq, hlc, entidad, clave, campo, valor)``: node
 ``origen`` set field ``campo`` of ``entidad`` ``clave`` to ``valor``, as its
 ``seq``-th change, at clock ``hlc``. Fields are last-writer-wins registers,
-except the ``stock`` entity, whose fields ``entradas`` and ``salidas`` are
-the origin's own grow-only counter entries (the value is the entry's new
-total, so merging is ``max``).
+except those of the ``stock`` entity (``clave`` is a product), which are the
+origin's own grow-only entries of the product's bounded counter, each
+carrying its new total so that merging is ``max``:
+
+- ``entradas``: units the origin added (product creation, restocks);
+- ``salidas``: units the origin sold or removed;
+- ``cedidas``: ``{"destino": node, "unidades": total}``, the rights to units
+  the origin has transferred to ``destino`` so far (one entry per pair).
 
 ``base`` is the stamp (``"hlc:origen"``) of the value a local write replaced;
 two writes of the same field with the same base were made without seeing
@@ -118,6 +123,12 @@ def _unidades(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_UNIDADES
 
 
+def _cesion(v: Any) -> bool:
+    if not isinstance(v, dict) or set(v) != {"destino", "unidades"}:
+        return False
+    return es_id(v["destino"]) and _unidades(v["unidades"])
+
+
 def _estado(v: Any) -> bool:
     return v in ESTADOS
 
@@ -167,6 +178,7 @@ VOCABULARIO: dict[str, dict[str, Callable[[Any], bool]]] = {
     "stock": {
         "entradas": _unidades,
         "salidas": _unidades,
+        "cedidas": _cesion,
     },
 }
 
@@ -189,6 +201,8 @@ def validar(c: Any) -> Cambio:
         raise CambioInvalido(f"unknown field {c.entidad}.{c.campo} in change {c.origen}:{c.seq}")
     if not regla(c.valor):
         raise CambioInvalido(f"bad value for {c.entidad}.{c.campo} in change {c.origen}:{c.seq}")
+    if c.campo == "cedidas" and c.valor["destino"] == c.origen:
+        raise CambioInvalido(f"a node cannot transfer rights to itself in change {c.origen}:{c.seq}")
     if c.base is not None and (not isinstance(c.base, str) or len(c.base) > 100):
         raise CambioInvalido(f"bad base in change {c.origen}:{c.seq}")
     return c

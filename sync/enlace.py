@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class Nodo(Protocol):
     def pares(self) -> frozenset[str]: ...
     def estado(self, par: str) -> Any: ...
     def suscribir(self, fn: Callable[[Sequence[Cambio]], None]) -> Callable[[], None]: ...
+    async def ceder(self, par: str, peticion: p.Peticion) -> tuple[int, int | None]: ...
 
 
 @dataclass
@@ -89,6 +91,19 @@ async def servir(ws: WebSocket, nodo: Nodo) -> None:
         novedades.set()
 
     quitar = nodo.suscribir(al_confirmar)
+    # Answers to requests for rights, each held until the change that grants it went out.
+    respuestas: list[tuple[int | None, dict[str, Any]]] = []
+    atendiendo: set[asyncio.Task[None]] = set()
+
+    async def atender(peticion: p.Peticion) -> None:
+        assert sesion.par is not None
+        try:
+            unidades, seq = await nodo.ceder(sesion.par, peticion)
+        except Exception:
+            log.exception("%s: request for rights from %s failed", nodo.nodo_id, sesion.par)
+            unidades, seq = 0, None
+        respuestas.append((seq, peticion.respuesta(unidades, seq)))
+        novedades.set()
 
     def falta_algo() -> bool:
         return any(s > sesion.cursor.get(o, 0) for o, s in nodo.almacen.vector.items() if o != sesion.par)
@@ -96,7 +111,11 @@ async def servir(ws: WebSocket, nodo: Nodo) -> None:
     async def leer() -> None:
         while True:
             texto = await asyncio.wait_for(_recibir(ws), SILENCIO_S)
-            sesion.recibir(p.decodificar(texto))
+            peticion = sesion.recibir(p.decodificar(texto))
+            if peticion is not None:
+                tarea = asyncio.create_task(atender(peticion))
+                atendiendo.add(tarea)
+                tarea.add_done_callback(atendiendo.discard)
             if sesion.acuse != estado.acuse:
                 estado.acuse = dict(sesion.acuse)
                 estado.notificar()
@@ -137,6 +156,9 @@ async def servir(ws: WebSocket, nodo: Nodo) -> None:
                 await ws.send_text(p.codificar(sesion.enviar(lote)))
                 ultimo_envio = bucle.time()
                 dicho_al_dia = False
+            for respuesta in [r for r in respuestas if sesion.enviado(r[0])]:
+                respuestas.remove(respuesta)
+                await ws.send_text(p.codificar(respuesta[1]))
 
     try:
         await _hasta_que_uno_termine(leer(), escribir())
@@ -148,6 +170,8 @@ async def servir(ws: WebSocket, nodo: Nodo) -> None:
         log.info("%s: link from %s closed: %r", nodo.nodo_id, sesion.par, e)
     finally:
         quitar()
+        for tarea in list(atendiendo):
+            tarea.cancel()
         estado.entrantes -= 1
         estado.notificar()
         with contextlib.suppress(Exception):
@@ -159,6 +183,8 @@ async def marcar(url: str, par: str, nodo: Nodo, ronda: bool = False) -> Ronda:
     resultado = Ronda()
     estado = nodo.estado(par)
     sesion = p.SesionCliente(nodo.cluster, nodo.secreto, nodo.nodo_id, par)
+    esperando: dict[int, asyncio.Future[dict[str, Any]]] = {}
+    ids = itertools.count(1)
     async with connect(
         url,
         proxy=None,
@@ -169,6 +195,17 @@ async def marcar(url: str, par: str, nodo: Nodo, ronda: bool = False) -> Ronda:
         max_size=p.MAX_MENSAJE,
     ) as ws:
         await ws.send(p.codificar(sesion.hola(nodo.almacen.vector, nodo.almacen.reloj.ahora_ms())))
+
+        async def pedir(producto: str, necesita: int, extra: int) -> dict[str, Any]:
+            """Ask ``par`` for rights; the answer comes once the grant is applied here."""
+            id = next(ids)
+            esperando[id] = asyncio.get_running_loop().create_future()
+            try:
+                await ws.send(p.codificar(sesion.pedir(id, producto, necesita, extra)))
+                return await esperando[id]
+            finally:
+                esperando.pop(id, None)
+
         try:
             while True:
                 msg = p.decodificar(await asyncio.wait_for(ws.recv(), SILENCIO_S))
@@ -179,6 +216,7 @@ async def marcar(url: str, par: str, nodo: Nodo, ronda: bool = False) -> Ronda:
                 if sesion.autenticado and not autenticado:
                     if not ronda:
                         estado.saliente = True
+                        estado.pedir = pedir
                         estado.notificar()
                     log.info("%s: linked to %s", nodo.nodo_id, par)
                 if cambios is not None:
@@ -193,6 +231,10 @@ async def marcar(url: str, par: str, nodo: Nodo, ronda: bool = False) -> Ronda:
                     resultado.al_dia = True
                     if ronda:
                         return resultado
+                elif msg["tipo"] == "derechos":
+                    espera = esperando.get(msg["id"])
+                    if espera is not None and not espera.done():
+                        espera.set_result(msg)
         except ErrorSync as e:
             codigo = getattr(e, "codigo", "ERROR_SYNC")
             log.warning("%s: refused what %s sent: %s %s", nodo.nodo_id, par, codigo, e.mensaje)
@@ -200,8 +242,12 @@ async def marcar(url: str, par: str, nodo: Nodo, ronda: bool = False) -> Ronda:
                 await ws.send(p.codificar(p.error(codigo, e.mensaje)))
             raise
         finally:
+            for espera in esperando.values():
+                if not espera.done():
+                    espera.set_exception(ConnectionError(f"link to {par} closed"))
             if not ronda and estado.saliente:
                 estado.saliente = False
+                estado.pedir = None
                 estado.notificar()
 
 

@@ -6,6 +6,11 @@ jitter, first retry under 0.1 s, capped at 3 s), and nothing a client does
 ever waits for a peer. The manager also serves the sync endpoint (through
 ``sync.enlace``), wakes the serving links when a commit lands, and answers
 the health and replication questions about peers.
+
+Rights to stock move over the same links (``servidor.dominio.derechos``):
+:meth:`GestorPares.pedir_derechos` asks a peer on this node's own dialled
+link, and a request arriving on a served link is answered by the domain's
+``ceder_derechos`` (the ``cedente`` this manager is given).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +31,7 @@ from servidor.ajustes import Ajustes, Nodo
 from servidor.almacen import Almacen
 from servidor.almacen.registro import pendientes as contar_pendientes
 from sync import enlace
+from sync import protocolo as p
 from sync.cambios import Cambio
 from sync.errores import ErrorSync
 from sync.reloj import milisegundos
@@ -54,6 +60,8 @@ class EstadoPar:
     _contacto_mono: float | None = None
     ultimo_error: str | None = None
     notificar: Callable[[], None] = field(default=lambda: None, repr=False)
+    # Asks this peer for rights over our dialled link, while it is up (set by sync.enlace).
+    pedir: Callable[[str, int, int], Awaitable[dict[str, Any]]] | None = field(default=None, repr=False)
 
     def contacto(self) -> None:
         self.ultimo_contacto = time.time()
@@ -65,10 +73,14 @@ class EstadoPar:
         return reciente and (self.saliente or self.entrantes > 0)
 
 
+Cedente = Callable[[str, str, int, int], Awaitable[tuple[int, int | None]]]
+
+
 class GestorPares:
-    def __init__(self, ajustes: Ajustes, almacen: Almacen) -> None:
+    def __init__(self, ajustes: Ajustes, almacen: Almacen, cedente: Cedente | None = None) -> None:
         self.ajustes = ajustes
         self.almacen = almacen
+        self.cedente = cedente
         self.cluster = ajustes.cluster.name
         self.secreto = ajustes.cluster.secret
         self.nodo_id = ajustes.nodo.id
@@ -79,6 +91,7 @@ class GestorPares:
         self._tareas: list[asyncio.Task[None]] = []
         self._parado = asyncio.Event()
         self._quitar_observador: Callable[[], None] | None = None
+        self._confirmado = asyncio.Event()  # replaced after every commit, for waiters
 
     # --- what sync.enlace needs ------------------------------------------
 
@@ -105,6 +118,46 @@ class GestorPares:
     def _al_confirmar(self, lote: Sequence[Cambio]) -> None:
         for fn in list(self._enlaces):
             fn(lote)
+        self._confirmado.set()
+        self._confirmado = asyncio.Event()
+
+    async def ceder(self, par: str, peticion: p.Peticion) -> tuple[int, int | None]:
+        if self.cedente is None:
+            return 0, None
+        return await self.cedente(par, peticion.producto, peticion.necesita, peticion.extra)
+
+    # --- rights to stock ----------------------------------------------------
+
+    def enlazados(self) -> list[str]:
+        """Peers we can ask for rights now: our dialled link to them is up."""
+        return [e.id for e in self._estados.values() if e.pedir is not None and e.activo]
+
+    async def pedir_derechos(self, par: str, producto_id: str, necesita: int, extra: int, plazo: float) -> int:
+        """Ask ``par`` for rights to units of a product; answer the units granted and applied here.
+
+        Within ``plazo`` seconds; a peer that is not linked, or does not
+        answer in time, counts as granting nothing (a late grant still
+        arrives and stays here).
+        """
+        estado = self._estados.get(par)
+        if estado is None or estado.pedir is None:
+            return 0
+        limite = time.monotonic() + plazo
+        try:
+            respuesta = await asyncio.wait_for(estado.pedir(producto_id, necesita, extra), plazo)
+        except (TimeoutError, ConnectionError) as e:
+            log.info("%s: %s gave no rights to %s: %r", self.nodo_id, par, producto_id, e)
+            return 0
+        unidades, seq = respuesta["unidades"], respuesta["seq"]
+        # The grant came on the same link before the answer, so it is applied already;
+        # wait for it anyway rather than trust the ordering blindly.
+        while seq is not None and self.almacen.vector.get(par, 0) < seq:
+            confirmado = self._confirmado
+            try:
+                await asyncio.wait_for(confirmado.wait(), max(0.0, limite - time.monotonic()))
+            except TimeoutError:
+                return 0
+        return int(unidades)
 
     # --- lifecycle ---------------------------------------------------------
 

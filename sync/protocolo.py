@@ -19,7 +19,14 @@ A node *pulls*: it dials every peer and asks for what it lacks.
 4. Dialer → server ``ack``: its version vector after each batch (and as an
    answer to ``latido``). Acks move the server's cursor and are what
    "pending changes" for a peer are measured against.
-5. Either side may send ``error`` (``codigo``, ``mensaje``) and close.
+5. Dialer → server ``pedir_derechos`` (``id``, ``producto``, ``necesita``,
+   ``extra``): the dialer wants rights to units of a product (see
+   ``servidor.dominio.derechos``). The server grants what its policy allows
+   as an ordinary change of its log and answers ``derechos`` (``id``,
+   ``unidades``, ``seq``) only after the batch carrying that change
+   (``seq``) went out on this link, so a dialer that reads the answer has
+   already applied the grant.
+6. Either side may send ``error`` (``codigo``, ``mensaje``) and close.
    Nothing of a refused batch is applied.
 
 The sessions below take a decoded message and answer the messages to send
@@ -36,7 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.cambios import Cambio, desde_json, es_id
+from sync.cambios import MAX_UNIDADES, Cambio, desde_json, es_id
 from sync.errores import ErrorSync
 
 VERSION = 1
@@ -87,6 +94,23 @@ def vector_valido(v: Any) -> dict[str, int]:
         if not es_id(origen) or not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
             raise Rechazo("MALFORMADO", "bad version vector")
     return dict(v)
+
+
+def _natural(v: Any, tope: int = MAX_UNIDADES) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= tope
+
+
+@dataclass(frozen=True)
+class Peticion:
+    """A dialer's ``pedir_derechos``."""
+
+    id: int
+    producto: str
+    necesita: int
+    extra: int
+
+    def respuesta(self, unidades: int, seq: int | None) -> dict[str, Any]:
+        return {"tipo": "derechos", "id": self.id, "unidades": unidades, "seq": seq}
 
 
 def error(codigo: str, mensaje: str) -> dict[str, Any]:
@@ -151,10 +175,20 @@ class SesionCliente:
             return [desde_json(d) for d in datos]
         if tipo in ("al_dia", "latido"):
             return None
+        if tipo == "derechos":
+            seq = msg.get("seq")
+            if not _natural(msg.get("id"), 2**63) or not _natural(msg.get("unidades")):
+                raise Rechazo("MALFORMADO", "bad answer to a request for rights")
+            if not (seq is None or (_natural(seq, 2**63) and seq > 0)) or (seq is None) != (msg["unidades"] == 0):
+                raise Rechazo("MALFORMADO", "bad answer to a request for rights")
+            return None
         raise Rechazo("PROTOCOLO", f"unexpected message {tipo!r}")
 
     def ack(self, vector: Mapping[str, int]) -> dict[str, Any]:
         return {"tipo": "ack", "vector": dict(vector)}
+
+    def pedir(self, id: int, producto: str, necesita: int, extra: int) -> dict[str, Any]:
+        return {"tipo": "pedir_derechos", "id": id, "producto": producto, "necesita": necesita, "extra": extra}
 
 
 @dataclass
@@ -213,9 +247,16 @@ class SesionServidor:
         self.en_vuelo += 1
         return {"tipo": "cambios", "cambios": [c.a_json() for c in cambios]}
 
-    def recibir(self, msg: dict[str, Any]) -> None:
+    def recibir(self, msg: dict[str, Any]) -> Peticion | None:
+        """Take an ``ack`` (answers None) or a request for rights (answers it, checked)."""
         if msg["tipo"] == "error":
             raise Rechazo(str(msg.get("codigo", "ERROR")), f"{self.par} refused our batch: {msg.get('mensaje')}")
+        if msg["tipo"] == "pedir_derechos":
+            campos: list[Any] = [msg.get(k) for k in ("id", "producto", "necesita", "extra")]
+            id, producto, necesita, extra = campos
+            if _natural(id, 2**63) and es_id(producto) and _natural(necesita) and _natural(extra):
+                return Peticion(id, producto, necesita, extra)
+            raise Rechazo("MALFORMADO", "bad request for rights")
         if msg["tipo"] != "ack":
             raise Rechazo("PROTOCOLO", f"unexpected message {msg['tipo']!r}")
         vector = vector_valido(msg.get("vector"))
@@ -224,3 +265,8 @@ class SesionServidor:
         for origen, seq in vector.items():
             self.cursor[origen] = max(self.cursor.get(origen, 0), seq)
         self.en_vuelo = max(0, self.en_vuelo - 1)
+        return None
+
+    def enviado(self, seq: int | None) -> bool:
+        """Whether this server's own change ``seq`` already went out on this link."""
+        return seq is None or self.cursor.get(self.nodo, 0) >= seq

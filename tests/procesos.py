@@ -186,6 +186,7 @@ class ProcesoNodo:
 
             async def responde() -> bool:
                 if not self.vivo:
+                    self._cerrar_salida()
                     raise AssertionError(
                         f"{self.id} exited ({self.proceso and self.proceso.returncode}):\n{self.cola()}"
                     )

@@ -104,13 +104,20 @@ async def proxies() -> AsyncIterator[Proxies]:
         await asyncio.gather(*(p.cerrar() for p in abiertos.values()))
 
 
-async def cluster_con_proxies(fabrica: FabricaClusters, proxies: Proxies, n: int = 3) -> Cluster:
+async def cluster_con_proxies(
+    fabrica: FabricaClusters, proxies: Proxies, n: int = 3, backend: str = "sqlite"
+) -> Cluster:
     """A started cluster whose every directed link goes through its own proxy, to cut it."""
-    c = await fabrica(n, arrancar=False)
+    c = await fabrica(n, backend=backend, arrancar=False)
+    await interponer(c, proxies)
+    await c.arrancar()
+    return c
+
+
+async def interponer(c: Cluster, proxies: Proxies) -> None:
+    """Open a proxy per directed link of a cluster not yet started, and have its nodes dial through them."""
     for a in c:
         for b in c:
             if a is not b:
                 proxies[(a.id, b.id)] = await Proxy(b.host, b.port).abrir()
     c.escribir_vias({(a, b): p.direccion for (a, b), p in proxies.items()})
-    await c.arrancar()
-    return c

@@ -57,6 +57,8 @@ class Escritura:
     nodo_id: str
     campos: list[tuple[str, str, str, Any]] = field(default_factory=list)
     stock: dict[tuple[str, str], int] = field(default_factory=dict)
+    cesiones: dict[tuple[str, str], int] = field(default_factory=dict)
+    sellados: list[Cambio] = field(default_factory=list)  # what was stamped, once committed
 
     def poner(self, entidad: str, clave: str, campo: str, valor: Any) -> None:
         self.campos.append((entidad, clave, campo, valor))
@@ -65,6 +67,11 @@ class Escritura:
         """Grow this node's ``entradas`` or ``salidas`` entry of a product."""
         k = (producto_id, campo)
         self.stock[k] = self.stock.get(k, 0) + unidades
+
+    def ceder(self, producto_id: str, destino: str, unidades: int) -> None:
+        """Transfer rights to ``unidades`` of a product from this node to ``destino``."""
+        k = (producto_id, destino)
+        self.cesiones[k] = self.cesiones.get(k, 0) + unidades
 
 
 @dataclass(frozen=True)
@@ -146,7 +153,7 @@ class Almacen:
             def cuerpo(conn: Connection) -> tuple[T | None, list[Cambio]]:
                 tx = Escritura(conn, self.nodo_id)
                 operacion(tx)
-                lote = self._sellar(tx)
+                lote = tx.sellados = self._sellar(tx)
                 aplicar(conn, lote)
                 self._guardar_estado(conn, self._siguiente_seq + len(lote))
                 return (despues(conn) if despues is not None else None), lote
@@ -223,6 +230,17 @@ class Almacen:
                     if total > MAX_UNIDADES:
                         raise Validacion(f"this node's stock counter for {pid} is full", {"campo": "stock"})
                     declarados.append(("stock", pid, campo, total))
+        if tx.cesiones:
+            t = m.cesiones_stock.c
+            ids = sorted({pid for pid, _ in tx.cesiones})
+            filas = tx.conn.execute(
+                select(t.producto_id, t.destino, t.unidades).where(t.origen == self.nodo_id, t.producto_id.in_(ids))
+            )
+            cedidas = {(f.producto_id, f.destino): f.unidades for f in filas}
+            for (pid, destino), unidades in sorted(tx.cesiones.items()):
+                if unidades:
+                    total = cedidas.get((pid, destino), 0) + unidades
+                    declarados.append(("stock", pid, "cedidas", {"destino": destino, "unidades": total}))
         lote = []
         for n, (entidad, clave, campo, valor) in enumerate(declarados):
             lote.append(

@@ -7,13 +7,17 @@ duplicates and kept each origin gap-free), inside one open transaction:
 2. last-writer-wins fields: keep, per field, the batch's best write, compare
    it with the stored winner in ``sellos`` and, where it wins, write the stamp
    and the column of the materialized row (``items`` become ``pedido_items``);
-3. stock entries: ``max`` of the stored entry and the batch's values;
+   the order is :func:`sync.reglas.orden` (a cancellation beats any other
+   ``estado``, then the stamp decides);
+3. stock entries: ``max`` of the stored entry and the batch's values, for
+   units (``contadores_stock``) and for rights transferred (``cesiones_stock``);
 4. concurrent ``estado`` writes (same base, different write) become rows of
-   ``conflictos``, one per pair, ordered by stamp, so every node records the
-   same clashes whatever the arrival order;
+   ``conflictos``, one per pair, ordered as the merge orders them, so every
+   node records the same clashes whatever the arrival order;
 5. move ``productos.stock`` by the change of its counters; recompute it in
-   full (counters plus cancelled units) only for products created in the
-   batch or in the items of an order whose cancellation may have changed.
+   full (counters plus cancelled units, and each node's ``devueltas``) only
+   for products created in the batch or in the items of an order whose
+   cancellation may have changed.
 
 Everything is set-based: a batch costs a handful of statements per table,
 not per change, and no statement scans a table whose size grows with the
@@ -22,6 +26,7 @@ log (stamps are looked up by their key's prefix ``(entidad, clave)``).
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -66,7 +71,8 @@ def aplicar(conn: Connection, lote: Sequence[Cambio]) -> None:
     # product the batch touched moves by the change of its counters alone.
     completos: set[str] = set()
     _aplicar_lww(conn, [c for c in lote if c.entidad != "stock"], completos)
-    deltas = _aplicar_contadores(conn, [c for c in lote if c.entidad == "stock"])
+    deltas = _aplicar_contadores(conn, [c for c in lote if c.entidad == "stock" and c.campo != "cedidas"])
+    _aplicar_cesiones(conn, [c for c in lote if c.entidad == "stock" and c.campo == "cedidas"])
     _registrar_conflictos(conn, [c for c in lote if c.campo == "estado" and c.base])
     recalcular_stock(conn, sorted(completos))
     resto = [{"_p": pid, "_d": d} for pid, d in sorted(deltas.items()) if d and pid not in completos]
@@ -92,12 +98,12 @@ def _aplicar_lww(conn: Connection, lote: Sequence[Cambio], completos: set[str]) 
     for c in lote:
         k = (c.entidad, c.clave, c.campo)
         actual = mejores.get(k)
-        if actual is None or c.sello > actual.sello:
+        if actual is None or _orden(c) > _orden(actual):
             mejores[k] = c
     if not mejores:
         return
 
-    guardados: dict[tuple[str, str, str], tuple[int, str]] = {}
+    guardados: dict[tuple[str, str, str], reglas.Orden] = {}
     # By (entidad, clave): the primary key's prefix, so an index range, never a scan of sellos.
     por_entidad: dict[str, set[str]] = defaultdict(set)
     for entidad, clave, _ in mejores:
@@ -109,9 +115,16 @@ def _aplicar_lww(conn: Connection, lote: Sequence[Cambio], completos: set[str]) 
                 select(s.clave, s.campo, s.hlc, s.origen).where(s.entidad == entidad, s.clave.in_(parte))
             )
             for f in filas:
-                guardados[(entidad, f.clave, f.campo)] = (f.hlc, f.origen)
+                guardados[(entidad, f.clave, f.campo)] = (0, f.hlc, f.origen)
+    # A stored estado that is a cancellation outranks every later stamp that is not.
+    con_estado = sorted(k[1] for k in mejores if k[0] == "pedido" and k[2] == "estado" and k in guardados)
+    for parte in trozos(con_estado):
+        pe = m.pedidos.c
+        for pid in conn.execute(select(pe.id).where(pe.id.in_(parte), pe.estado == "cancelado")).scalars():
+            _, hlc, origen = guardados[("pedido", pid, "estado")]
+            guardados[("pedido", pid, "estado")] = reglas.orden("pedido", "estado", "cancelado", (hlc, origen))
 
-    ganadores = [c for k, c in mejores.items() if reglas.gana(c.sello, guardados.get(k))]
+    ganadores = [c for k, c in mejores.items() if reglas.gana(_orden(c), guardados.get(k))]
     if not ganadores:
         return
     nuevos = [c for c in ganadores if (c.entidad, c.clave, c.campo) not in guardados]
@@ -158,6 +171,10 @@ def _aplicar_lww(conn: Connection, lote: Sequence[Cambio], completos: set[str]) 
     despues = ahora | (previos & set(items))
     if despues:
         completos.update(_productos_de_cancelados(conn, despues))  # after
+
+
+def _orden(c: Cambio) -> reglas.Orden:
+    return reglas.orden(c.entidad, c.campo, c.valor, c.sello)
 
 
 def _escribir_filas(conn: Connection, tabla: Any, filas: dict[str, dict[str, Any]]) -> set[str]:
@@ -247,6 +264,40 @@ def _aplicar_contadores(conn: Connection, lote: Sequence[Cambio]) -> dict[str, i
     return deltas
 
 
+def _aplicar_cesiones(conn: Connection, lote: Sequence[Cambio]) -> None:
+    """Rights transferred are grow-only per (product, origin, destination): keep the max."""
+    maximos: dict[tuple[str, str, str], int] = {}
+    for c in lote:
+        k = (c.clave, c.origen, c.valor["destino"])
+        maximos[k] = reglas.fusionar_contador(maximos.get(k), c.valor["unidades"])
+    if not maximos:
+        return
+    t = m.cesiones_stock.c
+    guardados: dict[tuple[str, str, str], int] = {}
+    for parte in trozos(sorted({k[0] for k in maximos})):
+        filas = conn.execute(select(m.cesiones_stock).where(t.producto_id.in_(parte)))
+        guardados.update({(f.producto_id, f.origen, f.destino): f.unidades for f in filas})
+    altas = [
+        {"producto_id": p, "origen": o, "destino": d, "unidades": n}
+        for (p, o, d), n in maximos.items()
+        if (p, o, d) not in guardados
+    ]
+    cambios = [
+        {"_p": p, "_o": o, "_d": d, "_n": n}
+        for (p, o, d), n in maximos.items()
+        if (p, o, d) in guardados and n > guardados[(p, o, d)]
+    ]
+    if altas:
+        conn.execute(insert(m.cesiones_stock), altas)
+    if cambios:
+        conn.execute(
+            update(m.cesiones_stock)
+            .where(and_(t.producto_id == bindparam("_p"), t.origen == bindparam("_o"), t.destino == bindparam("_d")))
+            .values(unidades=bindparam("_n")),
+            cambios,
+        )
+
+
 def _registrar_conflictos(conn: Connection, lote: Sequence[Cambio]) -> None:
     """Record every pair of ``estado`` writes that share a base (neither saw the other)."""
     if not lote:
@@ -265,17 +316,18 @@ def _registrar_conflictos(conn: Connection, lote: Sequence[Cambio]) -> None:
         for h in hermanos:
             if (h.hlc, h.origen) == cambio.sello:
                 continue
-            a: tuple[reglas.Sello, str] = (cambio.sello, codificar(cambio.valor))
-            b: tuple[reglas.Sello, str] = ((h.hlc, h.origen), h.valor)
+            a = (_orden(cambio), cambio.sello, codificar(cambio.valor))
+            orden_h = reglas.orden(cambio.entidad, cambio.campo, json.loads(h.valor), (h.hlc, h.origen))
+            b = (orden_h, (h.hlc, h.origen), h.valor)
             ganador, perdedor = (a, b) if a[0] > b[0] else (b, a)
-            clave = (cambio.clave, reglas.sello_texto(ganador[0]), reglas.sello_texto(perdedor[0]))
+            clave = (cambio.clave, reglas.sello_texto(ganador[1]), reglas.sello_texto(perdedor[1]))
             pares[clave] = {
                 "pedido_id": clave[0],
                 "ganador": clave[1],
                 "perdedor": clave[2],
                 "campo": cambio.campo,
-                "valor_ganador": ganador[1],
-                "valor_perdedor": perdedor[1],
+                "valor_ganador": ganador[2],
+                "valor_perdedor": perdedor[2],
                 "base": cambio.base,
             }
     if not pares:
@@ -291,18 +343,33 @@ def _registrar_conflictos(conn: Connection, lote: Sequence[Cambio]) -> None:
 
 
 def recalcular_stock(conn: Connection, productos: Sequence[str]) -> None:
-    """stock = Σ entradas − Σ salidas + Σ units of cancelled orders (see sync.reglas)."""
+    """Each node's ``devueltas``, then stock = Σ (entradas − salidas + devueltas) (see sync.reglas)."""
     p, cs, it, pe = m.productos, m.contadores_stock, m.pedido_items, m.pedidos
-    contadores = (
-        select(func.coalesce(func.sum(cs.c.entradas - cs.c.salidas), 0))
-        .where(cs.c.producto_id == p.c.id)
-        .scalar_subquery()
-    )
-    devueltas = (
-        select(func.coalesce(func.sum(it.c.cantidad), 0))
-        .select_from(it.join(pe, pe.c.id == it.c.pedido_id))
-        .where(it.c.producto_id == p.c.id, pe.c.estado == "cancelado")
-        .scalar_subquery()
-    )
     for parte in trozos(productos):
-        conn.execute(update(p).where(p.c.id.in_(parte)).values(stock=contadores + devueltas))
+        # Cancelled units go back to the node that sold them: it needs a counter row to hold them.
+        vendedores = conn.execute(
+            select(it.c.producto_id, pe.c.nodo_origen)
+            .select_from(it.join(pe, pe.c.id == it.c.pedido_id))
+            .where(it.c.producto_id.in_(parte), pe.c.estado == "cancelado", pe.c.nodo_origen.is_not(None))
+            .distinct()
+        )
+        existentes = {
+            (f.producto_id, f.nodo)
+            for f in conn.execute(select(cs.c.producto_id, cs.c.nodo).where(cs.c.producto_id.in_(parte)))
+        }
+        faltan = [{"producto_id": pid, "nodo": n} for pid, n in vendedores if (pid, n) not in existentes]
+        if faltan:
+            conn.execute(insert(cs), faltan)
+        devueltas = (
+            select(func.coalesce(func.sum(it.c.cantidad), 0))
+            .select_from(it.join(pe, pe.c.id == it.c.pedido_id))
+            .where(it.c.producto_id == cs.c.producto_id, pe.c.estado == "cancelado", pe.c.nodo_origen == cs.c.nodo)
+            .scalar_subquery()
+        )
+        conn.execute(update(cs).where(cs.c.producto_id.in_(parte)).values(devueltas=devueltas))
+        contadores = (
+            select(func.coalesce(func.sum(cs.c.entradas - cs.c.salidas + cs.c.devueltas), 0))
+            .where(cs.c.producto_id == p.c.id)
+            .scalar_subquery()
+        )
+        conn.execute(update(p).where(p.c.id.in_(parte)).values(stock=contadores))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -66,11 +66,47 @@ def cliente(conn: Connection, id: str) -> dict[str, Any] | None:
 def productos(conn: Connection) -> list[dict[str, Any]]:
     t = m.productos
     filas = conn.execute(select(t).where(_visibles(t)).order_by(t.c.creado_en, t.c.id))
-    return [_fila(f, CAMPOS_PRODUCTO) for f in filas]
+    lista = [_fila(f, CAMPOS_PRODUCTO) for f in filas]
+    return _con_derechos(conn, lista, todos=True)
 
 
-def productos_por_ids(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    return _por_ids(conn, m.productos, CAMPOS_PRODUCTO, ids)
+def productos_por_ids(conn: Connection, ids: Sequence[str], con_derechos: bool = True) -> dict[str, dict[str, Any]]:
+    encontrados = _por_ids(conn, m.productos, CAMPOS_PRODUCTO, ids)
+    if con_derechos:
+        _con_derechos(conn, list(encontrados.values()))
+    return encontrados
+
+
+def _con_derechos(conn: Connection, productos: list[dict[str, Any]], todos: bool = False) -> list[dict[str, Any]]:
+    """Add to each product its ``derechos``: units each node may sell, by node id."""
+    por_producto = derechos(conn, None if todos else [p["id"] for p in productos])
+    for p in productos:
+        p["derechos"] = por_producto.get(p["id"], {})
+    return productos
+
+
+def derechos(conn: Connection, productos: Sequence[str] | None) -> dict[str, dict[str, int]]:
+    """Per product, each node's rights to its units (``None``: every product).
+
+    ``entradas − salidas + devueltas`` of the node's counter entry, plus the
+    rights others transferred to it, minus those it transferred (see
+    ``sync.reglas``). They add up to the product's stock.
+    """
+    cs, ce = m.contadores_stock.c, m.cesiones_stock.c
+    suma: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    partes: Iterable[Sequence[str] | None] = [None] if productos is None else trozos(sorted(set(productos)))
+    for parte in partes:
+        propias = select(cs.producto_id, cs.nodo, cs.entradas - cs.salidas + cs.devueltas)
+        cedidas = select(ce.producto_id, ce.origen, ce.destino, ce.unidades)
+        if parte is not None:
+            propias = propias.where(cs.producto_id.in_(parte))
+            cedidas = cedidas.where(ce.producto_id.in_(parte))
+        for pid, nodo, unidades in conn.execute(propias):
+            suma[pid][nodo] += int(unidades)
+        for pid, origen, destino, unidades in conn.execute(cedidas):
+            suma[pid][origen] -= unidades
+            suma[pid][destino] += unidades
+    return {pid: dict(sorted(por_nodo.items())) for pid, por_nodo in suma.items()}
 
 
 def producto(conn: Connection, id: str) -> dict[str, Any] | None:
@@ -151,6 +187,7 @@ _ESTADO = (
     (m.pedidos, ("id",)),
     (m.pedido_items, ("pedido_id", "linea")),
     (m.contadores_stock, ("producto_id", "nodo")),
+    (m.cesiones_stock, ("producto_id", "origen", "destino")),
     (m.sellos, ("entidad", "clave", "campo")),
     (m.conflictos, ("pedido_id", "ganador", "perdedor")),
 )

@@ -7,7 +7,10 @@ origin. Every other table is materialized from it by ``apply``:
   reads; ``productos.stock`` is derived from the counters and the cancelled
   orders.
 - ``sellos``: the winning stamp of every last-writer-wins field.
-- ``contadores_stock``: each origin's grow-only entries per product.
+- ``contadores_stock``: each origin's grow-only entries per product, and
+  ``devueltas``, the units of cancelled orders it sold (derived).
+- ``cesiones_stock``: rights to units each origin transferred to each other
+  node, per product (grow-only; see ``sync.reglas``).
 - ``conflictos``: concurrent ``estado`` writes, derived from the log, so every
   node lists the same clashes.
 - ``estado_nodo``: this node's HLC high-water mark and next local ``seq``.
@@ -156,6 +159,17 @@ contadores_stock = Table(
     Column("nodo", ID, primary_key=True),
     Column("entradas", BigInteger, nullable=False, server_default=text("0")),
     Column("salidas", BigInteger, nullable=False, server_default=text("0")),
+    Column("devueltas", BigInteger, nullable=False, server_default=text("0")),
+    **MYSQL,
+)
+
+cesiones_stock = Table(
+    "cesiones_stock",
+    metadata,
+    Column("producto_id", ID, primary_key=True),
+    Column("origen", ID, primary_key=True),
+    Column("destino", ID, primary_key=True),
+    Column("unidades", BigInteger, nullable=False),
     **MYSQL,
 )
 

@@ -13,19 +13,24 @@ Rules that live here:
 - Deleting an order that is not final cancels it first.
 - Setting a product's ``stock`` to an absolute value becomes an adjustment by
   the difference, at this node's counter entry.
+- Units are sold or removed only out of this node's rights to them; when it
+  holds too few, the write is undone, rights are asked of peers, and it is
+  tried again (see ``servidor.dominio.derechos``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from servidor.almacen import Almacen, Escritura, consultas
 from servidor.dominio import validacion as v
+from servidor.dominio.derechos import Falta, FaltanDerechos, Reparto, a_conceder, cuota
 from servidor.dominio.ids import nuevo_id
-from servidor.errores import NoEncontrado, StockInsuficiente, TransicionInvalida, Validacion
+from servidor.errores import NoEncontrado, TransicionInvalida, Validacion
 
 T = TypeVar("T")
 
@@ -40,8 +45,10 @@ FINALES = tuple(e for e, siguientes in TRANSICIONES.items() if not siguientes)
 
 
 class Dominio:
-    def __init__(self, almacen: Almacen) -> None:
+    def __init__(self, almacen: Almacen, nodos: int = 1) -> None:
         self.almacen = almacen
+        self.nodos = nodos
+        self.reparto: Reparto | None = None  # set when the node has peers to ask for rights
 
     @property
     def nodo_id(self) -> str:
@@ -61,6 +68,17 @@ class Dominio:
         hecho = await self.almacen.escribir(op, lambda conn: _existe(lector(conn, id), entidad, id))
         assert hecho is not None
         return hecho
+
+    async def _con_derechos(self, intento: Callable[[], Awaitable[T]]) -> T:
+        """Run a write that sells or removes units; when rights are short, get them and retry."""
+        limite = time.monotonic() + (self.reparto.espera if self.reparto else 0.0)
+        while True:
+            try:
+                return await intento()
+            except FaltanDerechos as e:
+                restante = limite - time.monotonic()
+                if self.reparto is None or restante <= 0 or not await self.reparto.conseguir(e.faltas, restante):
+                    raise e.rechazo() from None
 
     async def _obtener(self, lector: Callable[..., Any], entidad: str, id: str) -> dict[str, Any]:
         return _existe(await self._leer(lector, id), entidad, id)
@@ -133,9 +151,9 @@ class Dominio:
             if "precio" in limpio:
                 tx.poner("producto", id, "precio", str(limpio["precio"]))
             if "stock" in limpio:
-                _ajustar(tx, id, limpio["stock"] - actual["stock"], actual["stock"])
+                _ajustar(tx, actual, limpio["stock"] - actual["stock"])
 
-        return await self._escribir(op, consultas.producto, "producto", id)
+        return await self._con_derechos(lambda: self._escribir(op, consultas.producto, "producto", id))
 
     async def ajustar_stock(self, id: str, cantidad: Any) -> dict[str, Any]:
         n = v.entero(cantidad, "cantidad", -v.MAX_STOCK, v.MAX_STOCK)
@@ -143,10 +161,33 @@ class Dominio:
             raise Validacion("'cantidad' must not be zero", {"campo": "cantidad"})
 
         def op(tx: Escritura) -> None:
-            actual = _existe(consultas.producto(tx.conn, id), "producto", id)
-            _ajustar(tx, id, n, actual["stock"])
+            _ajustar(tx, _existe(consultas.producto(tx.conn, id), "producto", id), n)
 
-        return await self._escribir(op, consultas.producto, "producto", id)
+        return await self._con_derechos(lambda: self._escribir(op, consultas.producto, "producto", id))
+
+    async def ceder_derechos(self, destino: str, producto_id: str, necesita: int, extra: int) -> tuple[int, int | None]:
+        """A peer asks for rights to units of a product: grant what the policy allows.
+
+        Answers the units granted and the ``seq`` of the change that grants
+        them (``None`` when nothing was granted).
+        """
+        hecho: list[tuple[int, Escritura]] = []
+
+        def op(tx: Escritura) -> None:
+            producto = consultas.producto(tx.conn, producto_id)
+            if producto is None:
+                return
+            propios = producto["derechos"].get(self.nodo_id, 0)
+            n = a_conceder(propios, necesita, extra, cuota(producto["stock"], self.nodos))
+            if n > 0:
+                tx.ceder(producto_id, destino, n)
+                hecho.append((n, tx))
+
+        await self.almacen.escribir(op)
+        if not hecho:
+            return 0, None
+        n, tx = hecho[0]
+        return n, tx.sellados[-1].seq
 
     # --- pedidos ----------------------------------------------------------
 
@@ -154,19 +195,20 @@ class Dominio:
         cliente_id, unidades = v.pedido(datos)
         id = nuevo_id()
 
+        vendidos: dict[str, dict[str, Any]] = {}
+
         def op(tx: Escritura) -> None:
             _existe(consultas.cliente(tx.conn, cliente_id), "cliente", cliente_id)
             productos = consultas.productos_por_ids(tx.conn, list(unidades))
-            items, total = [], Decimal("0.00")
+            items, total, faltas = [], Decimal("0.00"), []
             for pid, cantidad in unidades.items():
                 producto = productos.get(pid)
                 if producto is None:
                     raise NoEncontrado("producto", pid)
-                if producto["stock"] < cantidad:
-                    raise StockInsuficiente(
-                        f"not enough stock of {producto['nombre']!r}: {producto['stock']} left, {cantidad} asked",
-                        {"producto_id": pid, "disponible": producto["stock"], "pedido": cantidad},
-                    )
+                aqui = producto["derechos"].get(self.nodo_id, 0)
+                if aqui < cantidad:
+                    faltas.append(_falta(producto, cantidad, aqui))
+                vendidos[pid] = {**producto, "aqui": aqui - cantidad, "stock": producto["stock"] - cantidad}
                 subtotal = producto["precio"] * cantidad
                 total += subtotal
                 items.append(
@@ -179,6 +221,8 @@ class Dominio:
                 )
             if total > v.MAX_PRECIO:
                 raise Validacion(f"order total exceeds {v.MAX_PRECIO}", {"campo": "items"})
+            if faltas:
+                raise FaltanDerechos(faltas, self.nodo_id)
             tx.poner("pedido", id, "cliente_id", cliente_id)
             tx.poner("pedido", id, "items", items)
             tx.poner("pedido", id, "total", str(total))
@@ -188,7 +232,11 @@ class Dominio:
             for pid, cantidad in unidades.items():
                 tx.sumar_stock(pid, "salidas", cantidad)
 
-        return await self._escribir(op, consultas.pedido, "pedido", id)
+        pedido = await self._con_derechos(lambda: self._escribir(op, consultas.pedido, "pedido", id))
+        if self.reparto is not None:
+            for pid, p in vendidos.items():
+                self.reparto.tras_venta(pid, p["aqui"], p["stock"], p["derechos"])
+        return pedido
 
     async def listar_pedidos(self, estado: str | None = None, cliente_id: str | None = None) -> list[dict[str, Any]]:
         if estado is not None:
@@ -232,19 +280,23 @@ def _existe(encontrado: dict[str, Any] | None, entidad: str, id: str) -> dict[st
     return dict(encontrado)
 
 
-def _ajustar(tx: Escritura, producto_id: str, delta: int, disponible: int) -> None:
-    """Adjust stock by ``delta`` units at this node's counter entry."""
+def _falta(producto: dict[str, Any], pedido: int, aqui: int, retirada: bool = False) -> Falta:
+    return Falta(producto["id"], producto["nombre"], pedido, aqui, producto["stock"], producto["derechos"], retirada)
+
+
+def _ajustar(tx: Escritura, producto: dict[str, Any], delta: int) -> None:
+    """Adjust stock by ``delta`` units at this node's counter entry; removals spend its rights."""
     if delta > 0:
-        if disponible + delta > v.MAX_STOCK:
-            raise Validacion(f"stock would exceed {v.MAX_STOCK} units", {"campo": "cantidad", "disponible": disponible})
-        tx.sumar_stock(producto_id, "entradas", delta)
-    elif delta < 0:
-        if disponible + delta < 0:
-            raise StockInsuficiente(
-                f"cannot remove {-delta} units: {disponible} in stock",
-                {"producto_id": producto_id, "disponible": disponible, "pedido": -delta},
+        if producto["stock"] + delta > v.MAX_STOCK:
+            raise Validacion(
+                f"stock would exceed {v.MAX_STOCK} units", {"campo": "cantidad", "disponible": producto["stock"]}
             )
-        tx.sumar_stock(producto_id, "salidas", -delta)
+        tx.sumar_stock(producto["id"], "entradas", delta)
+    elif delta < 0:
+        aqui = producto["derechos"].get(tx.nodo_id, 0)
+        if aqui < -delta:
+            raise FaltanDerechos([_falta(producto, -delta, aqui, retirada=True)], tx.nodo_id)
+        tx.sumar_stock(producto["id"], "salidas", -delta)
 
 
 __all__ = ["Dominio", "TRANSICIONES", "FINALES"]

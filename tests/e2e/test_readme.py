@@ -53,4 +53,14 @@ async def test_the_readme_walkthrough_runs_verbatim_against_the_default_cluster(
     texto = salida.decode()
     assert proceso.returncode == 0, f"walkthrough failed:\n{texto}\n{errores.decode()}"
     lineas = [linea.strip() for linea in texto.splitlines() if linea.strip()]
-    assert lineas[-6:] == ["7", '"confirmado"', '"cancelado"', "10", '"cancelado"', '"TRANSICION_INVALIDA"'], texto
+    assert lineas[-9:] == [
+        "7",
+        '"confirmado"',
+        '"cancelado"',
+        "10",
+        '"cancelado"',
+        '"TRANSICION_INVALIDA"',
+        '"pendiente"',
+        "2",
+        '"agotado"',
+    ], texto

@@ -26,7 +26,7 @@ from tests.e2e.pagina import (
     sembrar,
     vista,
 )
-from tests.procesos import FabricaClusters
+from tests.procesos import FabricaClusters, esperar
 from tests.proxy import Proxies, cluster_con_proxies
 
 PLAZO_FAILOVER_MS = 20_000
@@ -80,8 +80,18 @@ async def test_when_its_node_stops_the_page_moves_to_a_live_node_says_so_and_kee
 ) -> None:
     c = await clusters(3)
     cliente = await sembrar(c["nodo1"], "/api/clientes", {"nombre": "Bea Ruiz", "email": "bea@example.com"})
-    producto = await sembrar(c["nodo1"], "/api/productos", {"nombre": "Lámpara", "precio": "20.00", "stock": 5})
+    producto = await sembrar(c["nodo1"], "/api/productos", {"nombre": "Lámpara", "precio": "20.00", "stock": 0})
     await esperar_en([c["nodo2"], c["nodo3"]], f"/api/productos/{producto['id']}")
+    # The units arrive at nodo2, so they are nodo2's to sell, with or without nodo1.
+    async with c["nodo2"].cliente() as http:
+        r = await http.post(f"/api/productos/{producto['id']}/stock", json={"cantidad": 5})
+        assert r.status_code == 200, r.text
+    async with c["nodo1"].cliente() as http:
+
+        async def repuesto() -> bool:
+            return bool((await http.get(f"/api/productos/{producto['id']}")).json()["stock"] == 5)
+
+        await esperar(repuesto, 10, que="nodo1 sees the restock")
 
     pagina = await abrir(c["nodo1"], "pedidos")
     await expect(pagina.locator("#conexion")).to_have_text("Conectado a nodo1")
@@ -122,7 +132,7 @@ async def test_ordering_more_than_the_stock_shows_the_servers_stock_insuficiente
 
     error = vista(pagina, "pedidos").get_by_role("alert")
     await expect(error).to_have_text(
-        "Stock insuficiente: not enough stock of 'Taza': 2 left, 5 asked (STOCK_INSUFICIENTE)"
+        "Stock insuficiente: not enough stock of 'Taza': 5 asked, 2 left (STOCK_INSUFICIENTE)"
     )
     await expect(formulario.locator(".linea").get_by_label("Cantidad")).to_have_value("5")
     await expect(vista(pagina, "pedidos").get_by_role("table", name="Pedidos")).to_contain_text("No hay pedidos.")
@@ -209,7 +219,7 @@ async def test_a_product_repriced_and_restocked_on_one_node_updates_live_on_anot
     await fila.get_by_label("Unidades").fill("-50")
     await fila.get_by_role("button", name="Reponer").click()
     await expect(vista(pagina, "productos").get_by_role("alert")).to_have_text(
-        "Stock insuficiente: cannot remove 50 units: 10 in stock (STOCK_INSUFICIENTE)"
+        "Stock insuficiente: cannot remove 50 units of 'Jarra': 10 in stock (STOCK_INSUFICIENTE)"
     )
 
 

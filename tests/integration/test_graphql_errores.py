@@ -121,7 +121,13 @@ async def test_an_order_beyond_the_stock_is_stock_insuficiente_and_writes_nothin
             c=cliente["id"],
             p=producto["id"],
         )
-    assert error_unico(cuerpo, "STOCK_INSUFICIENTE") == {"producto_id": producto["id"], "disponible": 3, "pedido": 4}
+    assert error_unico(cuerpo, "STOCK_INSUFICIENTE") == {
+        "producto_id": producto["id"],
+        "pedido": 4,
+        "disponible_aqui": 3,
+        "disponible_global": 3,
+        "motivo": "agotado",
+    }
 
 
 async def test_removing_more_units_than_in_stock_is_stock_insuficiente(http: httpx.AsyncClient, app: Starlette) -> None:
@@ -130,7 +136,7 @@ async def test_removing_more_units_than_in_stock_is_stock_insuficiente(http: htt
         cuerpo = await gql(
             http, "mutation($p: ID!) { ajustarStock(productoId: $p, cantidad: -4) { stock } }", p=producto["id"]
         )
-    assert error_unico(cuerpo, "STOCK_INSUFICIENTE")["disponible"] == 3
+    assert error_unico(cuerpo, "STOCK_INSUFICIENTE")["disponible_global"] == 3
 
 
 async def test_an_illegal_transition_is_transicion_invalida_and_writes_nothing(

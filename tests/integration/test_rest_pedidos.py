@@ -187,7 +187,13 @@ async def test_insufficient_stock_is_409_and_nothing_is_written(http: httpx.Asyn
             },
         )
         detalle = error(r, 409, "STOCK_INSUFICIENTE")
-    assert detalle == {"producto_id": plato["id"], "disponible": 1, "pedido": 2}
+    assert detalle == {
+        "producto_id": plato["id"],
+        "pedido": 2,
+        "disponible_aqui": 1,
+        "disponible_global": 1,
+        "motivo": "agotado",
+    }
     # The line that could be served was not served either.
     assert (await stock(http, taza["id"]), await stock(http, plato["id"])) == (5, 1)
     assert (await http.get("/api/pedidos")).json() == []

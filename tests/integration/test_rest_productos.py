@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 
 from tests.integration.ayudas import crear_producto, error, escribe, registro, sin_cambios, stock, valores
 
-CAMPOS = {"id", "nombre", "descripcion", "precio", "stock", "creado_en"}
+CAMPOS = {"id", "nombre", "descripcion", "precio", "stock", "derechos", "creado_en"}
 
 
 @pytest.mark.parametrize(("precio", "esperado"), [("12.5", "12.50"), (3, "3.00"), (0.1, "0.10"), ("0", "0.00")])
@@ -76,7 +76,7 @@ async def test_stock_endpoint_adds_and_removes_units(http: httpx.AsyncClient, ap
     async with escribe(app, taza["id"]) as entrada:
         r = await http.post(f"/api/productos/{taza['id']}/stock", json={"cantidad": 5})
     assert r.status_code == 200
-    assert r.json() == {**taza, "stock": 15}
+    assert r.json() == {**taza, "stock": 15, "derechos": {"nodo1": 15}}
     assert valores(entrada, "stock", "entradas") == [15]
 
     r = await http.post(f"/api/productos/{taza['id']}/stock", json={"cantidad": -15})
@@ -94,7 +94,13 @@ async def test_removing_more_units_than_in_stock_is_409_and_changes_nothing(
             await http.post(f"/api/productos/{taza['id']}/stock", json={"cantidad": -4}), 409, "STOCK_INSUFICIENTE"
         )
         error(await http.put(f"/api/productos/{taza['id']}", json={"stock": -1}), 422, "VALIDACION")
-    assert detalle == {"producto_id": taza["id"], "disponible": 3, "pedido": 4}
+    assert detalle == {
+        "producto_id": taza["id"],
+        "pedido": 4,
+        "disponible_aqui": 3,
+        "disponible_global": 3,
+        "motivo": "agotado",
+    }
     assert await stock(http, taza["id"]) == 3
 
 

@@ -42,6 +42,11 @@ async def obtener(nodo: ProcesoNodo, ruta: str) -> Any:
         return r.json() if r.status_code == 200 else None
 
 
+async def _derechos_si(nodo: ProcesoNodo, producto: str, condicion: Any) -> dict[str, int] | None:
+    p = await obtener(nodo, f"/api/productos/{producto}")
+    return p["derechos"] if p is not None and condicion(p["derechos"]) else None
+
+
 async def iguales(nodos: list[ProcesoNodo]) -> bool:
     """Every node answers the same vector, orders and products."""
     vistas = []
@@ -62,8 +67,13 @@ async def test_a_stopped_node_catches_up_with_orders_taken_while_it_was_away(
     c = await clusters(2, backend=backend)
     uno, dos = c["nodo1"], c["nodo2"]
     cliente, producto = await catalogo(uno)
-    primero = await pedir(uno, cliente, producto, 2)
-    await esperar(lambda: obtener(dos, f"/api/pedidos/{primero['id']}"), PLAZO, que="order 1 reaches nodo2")
+    await esperar(lambda: obtener(dos, f"/api/productos/{producto}"), PLAZO, que="catalogue reaches nodo2")
+    # nodo1 holds every unit: nodo2 is granted what this order needs, then tops up to its share.
+    primero = await pedir(dos, cliente, producto, 2)
+    derechos = await esperar(
+        lambda: _derechos_si(dos, producto, lambda d: d.get("nodo2", 0) >= 3), PLAZO, que="nodo2 tops up"
+    )
+    assert derechos == {"nodo1": 4, "nodo2": 4}
 
     await uno.parar()
     segundo = await pedir(dos, cliente, producto, 3)
@@ -85,6 +95,9 @@ async def test_writes_on_two_nodes_that_cannot_see_each_other_relay_through_a_th
     cliente, producto = await catalogo(c["nodo1"], stock=20)
     del1 = await pedir(c["nodo1"], cliente, producto, 1)
     await esperar(lambda: obtener(c["nodo3"], f"/api/productos/{producto}"), PLAZO, que="catalogue reaches nodo3")
+    # nodo3 cannot reach nodo1, which holds the units: rights come from nodo2, which it can.
+    async with c["nodo2"].cliente() as http:
+        assert (await http.post(f"/api/productos/{producto}/stock", json={"cantidad": 5})).status_code == 200
     del3 = await pedir(c["nodo3"], cliente, producto, 2)
 
     await esperar_convergencia(list(c))

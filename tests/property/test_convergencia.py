@@ -7,6 +7,11 @@ again from its file). After a final full exchange every replica must hold the
 same state (equal canonical digests), every acknowledged order must be on
 every replica, and stock must equal initial units plus restocks minus the
 units of orders that are not cancelled.
+
+Rights to stock move between replicas at random too. After every step, each
+replica's own rights, as it sees them, are never negative (it never spends
+what it does not hold, whatever it has heard); after the exchange every
+node's rights are non-negative and add up to the stock.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from servidor.almacen import Almacen, consultas
 from servidor.dominio import Dominio
@@ -98,6 +103,13 @@ class Replicas(RuleBasedStateMachine):
         if self._intentar(d.ajustar_stock(self.productos[p], n)) is not None:
             self.reposiciones[self.productos[p]] += n
 
+    @rule(a=st.integers(0, 4), b=st.integers(0, 4), p=st.integers(0, 2), n=st.integers(0, 6), extra=st.integers(0, 6))
+    def ceder(self, a: int, b: int, p: int, n: int, extra: int) -> None:
+        origen = self.dominios[a % len(self.dominios)]
+        destino = self.dominios[b % len(self.dominios)]
+        if origen is not destino:
+            self.correr(origen.ceder_derechos(destino.nodo_id, self.productos[p], n, extra))
+
     @rule(r=st.integers(0, 4), c=st.integers(0, 1), nombre=st.sampled_from(["Ana B.", "Luisa", "Eva"]))
     def renombrar_cliente(self, r: int, c: int, nombre: str) -> None:
         d = self.dominios[r % len(self.dominios)]
@@ -126,6 +138,13 @@ class Replicas(RuleBasedStateMachine):
         self.dominios[i] = Dominio(self.correr(Almacen.abrir(self.url(i), f"nodo{i}")))
 
     # --- checks --------------------------------------------------------------
+
+    @invariant()
+    def nadie_gasta_lo_que_no_tiene(self) -> None:
+        for d in self.dominios:
+            derechos = self.correr(d.almacen.leer(consultas.derechos, self.productos))
+            for pid in self.productos:
+                assert derechos.get(pid, {}).get(d.nodo_id, 0) >= 0, f"{d.nodo_id} spent rights it did not hold"
 
     async def intercambio_completo(self) -> None:
         for _ in range(2):
@@ -168,7 +187,10 @@ class Replicas(RuleBasedStateMachine):
                 if i["producto_id"] == pid
             )
             esperado = STOCK_INICIAL + self.reposiciones[pid] - vendidos
-            assert (await d.obtener_producto(pid))["stock"] == esperado
+            producto = await d.obtener_producto(pid)
+            assert producto["stock"] == esperado >= 0
+            assert all(n >= 0 for n in producto["derechos"].values()), producto["derechos"]
+            assert sum(producto["derechos"].values()) == producto["stock"]
 
 
 Replicas.TestCase.settings = settings(

@@ -48,6 +48,7 @@ def test_a_valid_file_gives_the_node_and_its_peers(escribir: Escribir) -> None:
     assert ajustes.cluster.name == "pedidos"
     assert ajustes.cluster.secret == "s3creto"
     assert ajustes.cluster.max_clock_drift_ms == 500
+    assert ajustes.cluster.rights_wait_ms == 300
     assert ajustes.nodo.id == "nodo2"
     assert ajustes.nodo.url == "http://127.0.0.1:5001"
     assert [p.id for p in ajustes.pares] == ["nodo1", "nodo3"]
@@ -201,3 +202,14 @@ def test_loading_settings_writes_nothing(escribir: Escribir, tmp_path: Path) -> 
     ruta = escribir(CLUSTER + nodo("nodo1", 5000))
     cargar(str(ruta), "nodo1", {})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["settings.toml"]
+
+
+@pytest.mark.parametrize("valor", ["-1", "60001", '"300"', "true"])
+def test_a_bad_wait_for_stock_rights_is_refused(escribir: Escribir, valor: str) -> None:
+    ruta = escribir(CLUSTER + f"rights_wait_ms = {valor}\n" + nodo("nodo1", 5000))
+    assert "rights_wait_ms must be an integer 0-60000" in mensaje(ruta)
+
+
+def test_the_wait_for_stock_rights_can_be_set(escribir: Escribir) -> None:
+    ruta = escribir(CLUSTER + "rights_wait_ms = 50\n" + nodo("nodo1", 5000))
+    assert cargar(str(ruta), "nodo1", {}).cluster.rights_wait_ms == 50

@@ -169,6 +169,7 @@ async def test_an_update_concurrent_with_a_delete_does_not_bring_the_client_back
 async def test_stock_sold_on_two_nodes_adds_up_on_every_node(tres: list[Dominio]) -> None:
     a, b, c = tres
     cid, pid = await _catalogo(a, stock=10)
+    assert (await a.ceder_derechos("nodo2", pid, 2, 0))[0] == 2
     await todos_con_todos(tres)
     await a.crear_pedido({"cliente_id": cid, "items": [{"producto_id": pid, "cantidad": 3}]})
     await b.crear_pedido({"cliente_id": cid, "items": [{"producto_id": pid, "cantidad": 2}]})

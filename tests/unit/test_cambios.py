@@ -47,6 +47,12 @@ def test_a_well_formed_change_round_trips_through_json() -> None:
         {"entidad": "producto", "campo": "precio", "valor": "-1.00"},
         {"entidad": "producto", "campo": "precio", "valor": "NaN"},
         {"entidad": "stock", "campo": "entradas", "valor": -1},
+        {"entidad": "stock", "campo": "cedidas", "valor": 3},
+        {"entidad": "stock", "campo": "cedidas", "valor": {"destino": "nodo2"}},
+        {"entidad": "stock", "campo": "cedidas", "valor": {"destino": "nodo2", "unidades": -1}},
+        {"entidad": "stock", "campo": "cedidas", "valor": {"destino": "no es id", "unidades": 1}},
+        {"entidad": "stock", "campo": "cedidas", "valor": {"destino": "nodo2", "unidades": 1, "x": 0}},
+        {"entidad": "stock", "campo": "cedidas", "valor": {"destino": "nodo1", "unidades": 1}},  # to itself
         {"entidad": "pedido", "campo": "estado", "valor": "perdido"},
         {"entidad": "pedido", "campo": "items", "valor": []},
         {"entidad": "pedido", "campo": "items", "valor": [{"producto_id": "p", "cantidad": 0}]},
@@ -56,6 +62,12 @@ def test_a_well_formed_change_round_trips_through_json() -> None:
 def test_a_change_that_breaks_the_vocabulary_is_refused(malo: dict[str, Any]) -> None:
     with pytest.raises(CambioInvalido):
         desde_json(_cambio(**malo))
+
+
+def test_a_transfer_of_rights_names_its_destination_and_running_total() -> None:
+    valor = {"destino": "nodo2", "unidades": 4}
+    c = desde_json(_cambio(entidad="stock", campo="cedidas", valor=valor))
+    assert c.valor == valor and desde_json(c.a_json()) == c
 
 
 def test_a_change_missing_a_field_is_refused_naming_it() -> None:

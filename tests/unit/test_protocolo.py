@@ -164,3 +164,50 @@ def test_recent_changes_are_sent_from_memory_only_when_they_are_all_the_peer_lac
     assert _continuacion(recientes, {"nodo1": 3}, {"nodo1": 6, "nodo3": 1}, "nodo2") is None
     # the peer's own changes are never sent back
     assert _continuacion([_cambio(1, "nodo2")], {}, {"nodo2": 1}, "nodo2") == []
+
+
+def test_a_request_for_rights_is_checked_and_its_answer_waits_for_the_grant_to_go_out() -> None:
+    cliente, servidor = _enlazados()
+    peticion = servidor.recibir(cliente.pedir(7, "p1", 3, 2))
+    assert peticion == p.Peticion(7, "p1", 3, 2)
+    assert not servidor.enviado(5)  # the grant, nodo1's change 5, has not been sent
+    servidor.enviar([_cambio(s) for s in range(1, 6)])
+    assert servidor.enviado(5) and servidor.enviado(None)
+    respuesta = peticion.respuesta(3, 5)
+    assert respuesta == {"tipo": "derechos", "id": 7, "unidades": 3, "seq": 5}
+    assert cliente.recibir(respuesta) is None
+
+
+@pytest.mark.parametrize(
+    "malo",
+    [
+        {"id": -1},
+        {"id": "7"},
+        {"producto": "no es id"},
+        {"necesita": -3},
+        {"necesita": True},
+        {"extra": 10**13},
+    ],
+)
+def test_a_malformed_request_for_rights_is_refused(malo: dict[str, Any]) -> None:
+    cliente, servidor = _enlazados()
+    with pytest.raises(p.Rechazo) as e:
+        servidor.recibir({**cliente.pedir(1, "p1", 1, 0), **malo})
+    assert e.value.codigo == "MALFORMADO"
+
+
+@pytest.mark.parametrize(
+    "malo",
+    [
+        {"unidades": -1},
+        {"unidades": 2, "seq": None},  # units granted by no change
+        {"unidades": 0, "seq": 4},
+        {"seq": 0},
+        {"id": None},
+    ],
+)
+def test_a_malformed_answer_about_rights_is_refused(malo: dict[str, Any]) -> None:
+    cliente, _ = _enlazados()
+    with pytest.raises(p.Rechazo) as e:
+        cliente.recibir({"tipo": "derechos", "id": 1, "unidades": 2, "seq": 4, **malo})
+    assert e.value.codigo == "MALFORMADO"

@@ -1,8 +1,9 @@
-// Productos: live stock, create, restock (ajustarStock), price edits (actualizarProducto).
+// Productos: live stock and each node's rights to it, create, restock (ajustarStock),
+// price edits (actualizarProducto).
 
 import { avisos, dinero, ejecutar, el, refrescarCampo, sincronizarFilas } from "./comun.js";
 
-const CAMPOS = "id nombre descripcion precio stock";
+const CAMPOS = "id nombre descripcion precio stock derechos { nodo unidades }";
 const LISTA = `{ productos { ${CAMPOS} } }`;
 const CREAR = `mutation Crear($datos: ProductoEntrada!) { crearProducto(datos: $datos) { ${CAMPOS} } }`;
 const PRECIO = `mutation Precio($id: ID!, $precio: Decimal!) {
@@ -24,7 +25,7 @@ export function crearVista(conexion) {
     el("div", { class: "acciones" }, crear),
   );
   const tbody = el("tbody");
-  const cabeceras = ["Nombre", "Descripción", "Precio", "Stock", "Reponer"];
+  const cabeceras = ["Nombre", "Descripción", "Precio", "Stock", "Derechos por nodo", "Reponer"];
   const tabla = el(
     "table",
     { "aria-label": "Productos" },
@@ -73,6 +74,7 @@ export function crearVista(conexion) {
       el("td"),
       el("td", { class: "acciones" }, precio, guardar),
       el("td", { class: "numero stock" }),
+      el("td", { class: "derechos" }),
       el("td", { class: "acciones" }, cantidad, reponer),
     );
     return tr;
@@ -83,6 +85,8 @@ export function crearVista(conexion) {
     tr.cells[1].textContent = producto.descripcion ?? "";
     refrescarCampo(tr.cells[2].querySelector("input"), producto.precio);
     tr.cells[3].textContent = producto.stock;
+    // Units each node may sell on its own (escrow); they add up to the stock.
+    tr.cells[4].textContent = producto.derechos.map((d) => `${d.nodo}: ${d.unidades}`).join(" · ");
     tr.classList.toggle("agotado", producto.stock <= 0);
   }
 

@@ -1,0 +1,224 @@
+"""Rights to stock (escrow): the policy's arithmetic, and three stores trading rights by hand."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from servidor.almacen import Almacen, consultas
+from servidor.dominio import Dominio
+from servidor.dominio.derechos import Falta, FaltanDerechos, a_conceder, cuota, plan
+from servidor.errores import StockInsuficiente
+from tests.bd import BACKENDS, base_nueva
+from tests.unit.test_almacen_fusion import digest, sincronizar, todos_con_todos
+
+# --- the policy, as arithmetic ---------------------------------------------------
+
+
+def test_the_fair_share_rounds_up_and_never_goes_negative() -> None:
+    assert cuota(10, 3) == 4
+    assert cuota(9, 3) == 3
+    assert cuota(0, 3) == 0
+    assert cuota(-2, 3) == 0
+
+
+def test_a_peer_grants_everything_it_holds_for_an_order_but_only_its_surplus_ahead_of_demand() -> None:
+    assert a_conceder(propios=5, necesita=8, extra=0, cuota_propia=4) == 5
+    assert a_conceder(propios=5, necesita=2, extra=0, cuota_propia=4) == 2
+    assert a_conceder(propios=9, necesita=0, extra=10, cuota_propia=4) == 5
+    assert a_conceder(propios=3, necesita=0, extra=10, cuota_propia=4) == 0
+    assert a_conceder(propios=-1, necesita=3, extra=3, cuota_propia=0) == 0
+
+
+def test_the_plan_asks_the_biggest_known_holders_first() -> None:
+    assert plan(5, {"nodo2": 3, "nodo3": 4}, ["nodo2", "nodo3"]) == {"nodo3": 4, "nodo2": 1}
+
+
+def test_what_known_holders_cannot_cover_is_asked_of_every_linked_peer() -> None:
+    assert plan(5, {"nodo2": 2, "nodo3": 0}, ["nodo2", "nodo3"]) == {"nodo2": 5, "nodo3": 3}
+    assert plan(5, {"nodo4": 9}, ["nodo2"]) == {"nodo2": 5}
+    assert plan(3, {}, []) == {}
+
+
+def test_a_refusal_says_whether_the_cluster_is_out_of_units_or_only_this_node() -> None:
+    derechos = {"nodo1": 1, "nodo2": 6}
+    sin = FaltanDerechos([Falta("p1", "Taza", 3, 1, 7, derechos)], "nodo1").rechazo()
+    assert sin.detalle == {
+        "producto_id": "p1",
+        "pedido": 3,
+        "disponible_aqui": 1,
+        "disponible_global": 7,
+        "motivo": "sin_derechos",
+    }
+    assert "1 held here" in sin.mensaje and "7 in the cluster" in sin.mensaje
+    agotado = FaltanDerechos([Falta("p1", "Taza", 9, 1, 7, derechos)], "nodo1").rechazo()
+    assert agotado.detalle["motivo"] == "agotado"
+    assert agotado.mensaje == "not enough stock of 'Taza': 9 asked, 7 left"
+
+
+# --- three stores, rights moved by hand ----------------------------------------------
+
+
+@pytest.fixture(params=BACKENDS)
+async def tres(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[list[Dominio]]:
+    async with AsyncExitStack() as pila:
+        dominios = []
+        for n in (1, 2, 3):
+            url = await pila.enter_async_context(base_nueva(request.param, tmp_path, f"nodo{n}"))
+            almacen = await Almacen.abrir(url, f"nodo{n}")
+            pila.push_async_callback(almacen.cerrar)
+            dominios.append(Dominio(almacen, nodos=3))
+        yield dominios
+
+
+async def _catalogo(d: Dominio, stock: int = 10) -> tuple[str, str]:
+    c = await d.crear_cliente({"nombre": "Ana", "email": "ana@example.com"})
+    p = await d.crear_producto({"nombre": "Taza", "precio": "4.50", "stock": stock})
+    return c["id"], p["id"]
+
+
+def _pedido(cid: str, pid: str, cantidad: int) -> dict[str, Any]:
+    return {"cliente_id": cid, "items": [{"producto_id": pid, "cantidad": cantidad}]}
+
+
+async def test_units_added_at_a_node_are_that_nodes_rights(tres: list[Dominio]) -> None:
+    a, b, c = tres
+    _, pid = await _catalogo(a, stock=10)
+    await todos_con_todos(tres)
+    await b.ajustar_stock(pid, 4)
+    await todos_con_todos(tres)
+    for d in tres:
+        producto = await d.obtener_producto(pid)
+        assert producto["stock"] == 14
+        assert producto["derechos"] == {"nodo1": 10, "nodo2": 4}
+
+
+async def test_a_node_without_rights_refuses_the_order_and_says_what_the_cluster_holds(tres: list[Dominio]) -> None:
+    a, b, _ = tres
+    cid, pid = await _catalogo(a, stock=10)
+    await todos_con_todos(tres)
+    antes = await digest(b)
+    with pytest.raises(StockInsuficiente) as e:
+        await b.crear_pedido(_pedido(cid, pid, 2))
+    assert e.value.detalle == {
+        "producto_id": pid,
+        "pedido": 2,
+        "disponible_aqui": 0,
+        "disponible_global": 10,
+        "motivo": "sin_derechos",
+    }
+    assert await digest(b) == antes
+
+
+async def test_removing_units_also_needs_rights(tres: list[Dominio]) -> None:
+    a, b, _ = tres
+    _, pid = await _catalogo(a, stock=10)
+    await todos_con_todos(tres)
+    with pytest.raises(StockInsuficiente):
+        await b.ajustar_stock(pid, -1)
+    with pytest.raises(StockInsuficiente):
+        await b.actualizar_producto(pid, {"stock": 9})
+    assert (await a.ajustar_stock(pid, -3))["stock"] == 7
+
+
+async def test_transferred_rights_let_the_receiver_sell_and_the_giver_no_longer(tres: list[Dominio]) -> None:
+    a, b, c = tres
+    cid, pid = await _catalogo(a, stock=10)
+    concedidas, seq = await a.ceder_derechos("nodo2", pid, necesita=7, extra=0)
+    assert concedidas == 7 and seq == a.almacen.vector["nodo1"]
+    await todos_con_todos(tres)
+    await b.crear_pedido(_pedido(cid, pid, 7))
+    with pytest.raises(StockInsuficiente) as e:
+        await a.crear_pedido(_pedido(cid, pid, 4))
+    assert e.value.detalle["disponible_aqui"] == 3
+    await todos_con_todos(tres)
+    for d in tres:
+        producto = await d.obtener_producto(pid)
+        assert producto["stock"] == 3
+        assert producto["derechos"] == {"nodo1": 3, "nodo2": 0}
+    assert await digest(a) == await digest(b) == await digest(c)
+
+
+async def test_a_node_never_grants_more_than_it_holds(tres: list[Dominio]) -> None:
+    a, b, _ = tres
+    _, pid = await _catalogo(a, stock=5)
+    assert (await a.ceder_derechos("nodo2", pid, necesita=9, extra=0))[0] == 5
+    assert await a.ceder_derechos("nodo3", pid, necesita=1, extra=0) == (0, None)
+    assert await a.ceder_derechos("nodo3", "no-such-product", necesita=1, extra=0) == (0, None)
+
+
+async def test_cancelled_units_return_to_the_node_that_sold_them_wherever_the_cancel_happened(
+    tres: list[Dominio],
+) -> None:
+    a, b, c = tres
+    cid, pid = await _catalogo(a, stock=10)
+    pedido = await a.crear_pedido(_pedido(cid, pid, 4))
+    await todos_con_todos(tres)
+    await c.cambiar_estado(pedido["id"], "cancelado")
+    await todos_con_todos(tres)
+    for d in tres:
+        producto = await d.obtener_producto(pid)
+        assert producto["stock"] == 10 and producto["derechos"] == {"nodo1": 10}
+    await a.crear_pedido(_pedido(cid, pid, 10))  # nodo1 may sell the returned units again
+
+
+async def test_a_cancellation_wins_over_a_concurrent_later_change_of_estado(tres: list[Dominio]) -> None:
+    """Once a node saw an order cancelled and resold its units, the order can never come back."""
+    a, b, c = tres
+    cid, pid = await _catalogo(a, stock=4)
+    pedido = await a.crear_pedido(_pedido(cid, pid, 4))
+    await todos_con_todos(tres)
+    await a.cambiar_estado(pedido["id"], "cancelado")
+    await b.cambiar_estado(pedido["id"], "confirmado")  # later stamp, concurrent
+    await b.cambiar_estado(pedido["id"], "enviado")
+    await a.crear_pedido(_pedido(cid, pid, 4))  # the returned units, sold again on nodo1
+    await todos_con_todos(tres)
+    for d in tres:
+        assert (await d.obtener_pedido(pedido["id"]))["estado"] == "cancelado"
+        producto = await d.obtener_producto(pid)
+        assert producto["stock"] == 0 and producto["derechos"] == {"nodo1": 0}
+        [conflicto] = await d.conflictos()
+        assert conflicto["ganador"].endswith(":nodo1") and conflicto["valor_ganador"] == '"cancelado"'
+        assert conflicto["perdedor"].endswith(":nodo2") and conflicto["valor_perdedor"] == '"confirmado"'
+    assert await digest(a) == await digest(b) == await digest(c)
+
+
+async def test_a_cancellation_wins_whichever_order_the_changes_arrive_in(tres: list[Dominio]) -> None:
+    a, b, c = tres
+    cid, pid = await _catalogo(a, stock=4)
+    pedido = await a.crear_pedido(_pedido(cid, pid, 2))
+    await todos_con_todos(tres)
+    await a.cambiar_estado(pedido["id"], "cancelado")
+    await b.cambiar_estado(pedido["id"], "confirmado")
+    await sincronizar(b.almacen, c.almacen)  # the later confirmation first
+    assert (await c.obtener_pedido(pedido["id"]))["estado"] == "confirmado"
+    await sincronizar(a.almacen, c.almacen)
+    assert (await c.obtener_pedido(pedido["id"]))["estado"] == "cancelado"
+    assert (await c.obtener_producto(pid))["stock"] == 4
+    await todos_con_todos(tres)
+    assert await digest(a) == await digest(b) == await digest(c)
+
+
+async def test_rights_add_up_to_the_stock_after_sales_restocks_cancels_and_transfers(tres: list[Dominio]) -> None:
+    a, b, c = tres
+    cid, pid = await _catalogo(a, stock=12)
+    await a.ceder_derechos("nodo2", pid, 5, 0)
+    await a.ceder_derechos("nodo3", pid, 3, 0)
+    await todos_con_todos(tres)
+    p1 = await b.crear_pedido(_pedido(cid, pid, 4))
+    await c.crear_pedido(_pedido(cid, pid, 3))
+    await c.ajustar_stock(pid, 6)
+    await todos_con_todos(tres)
+    await a.cambiar_estado(p1["id"], "cancelado")
+    await c.ceder_derechos("nodo1", pid, 2, 0)
+    await todos_con_todos(tres)
+    for d in tres:
+        producto = await d.obtener_producto(pid)
+        assert producto["stock"] == 12 + 6 - 3
+        assert producto["derechos"] == {"nodo1": 6, "nodo2": 5, "nodo3": 4}
+        assert sum(producto["derechos"].values()) == producto["stock"]
+        assert await d.almacen.leer(consultas.derechos, [pid]) == {pid: producto["derechos"]}
