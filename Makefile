@@ -3,7 +3,7 @@
 #   make run     every node of settings.toml, one process each (Ctrl-C stops them all)
 #   make test    the whole pytest suite; PYTEST_ARGS="-k cli -x" narrows it
 #   make lint    ruff and mypy, each if installed (.venv/bin/pip install ruff mypy)
-#   make bench   replication lag and catch-up figures (about a minute; bench/)
+#   make bench   replication lag, catch-up and escrow figures (about two minutes; bench/)
 #   make clean   caches and data/ (the development cluster's databases); distclean also drops .venv
 #
 # .venv is built with python3 from requirements.txt, and rebuilt whenever

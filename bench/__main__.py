@@ -1,13 +1,13 @@
-"""``python -m bench``: the lag and catch-up benchmarks with their defaults, one table.
+"""``python -m bench``: the lag, catch-up and escrow benchmarks with their defaults, one table.
 
 ::
 
     .venv/bin/python -m bench [--rate 100] [--n-lag 1000] [--n-catchup 20000] [--keep] [--json PATH]
 
-Runs :mod:`bench.lag` then :mod:`bench.catchup` (each in a fresh temp
-cluster) and prints one table: figure, value, reference, target, met? —
-under the machine (nproc, memory, CPU model, load average), the date and
-the exact command. About a minute on a 2-core machine.
+Runs :mod:`bench.lag`, :mod:`bench.catchup` and :mod:`bench.derechos` (each
+in a fresh temp cluster) and prints one table: figure, value, reference,
+target, met? — under the machine (nproc, memory, CPU model, load average),
+the date and the exact command. About two minutes on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bench import catchup, comun, lag
+from bench import catchup, comun, derechos, lag
 
 
 def main() -> int:
@@ -30,13 +30,14 @@ def main() -> int:
 
     r_lag = comun.correr(lag.medir(args.rate, args.n_lag, 20, 20, args.keep))
     r_cu = comun.correr(catchup.medir(args.n_catchup, 200, False, 20, 20, args.keep))
+    r_de = comun.correr(derechos.medir(300, 200, args.keep))
     comun.imprimir(
-        [*lag.filas(r_lag), *catchup.filas(r_cu)],
+        [*lag.filas(r_lag), *catchup.filas(r_cu), *derechos.filas(r_de)],
         "pedidos: replication benchmarks",
-        [*lag.notas(r_lag), *catchup.notas(r_cu)],
+        [*lag.notas(r_lag), *catchup.notas(r_cu), *derechos.notas(r_de)],
     )
     if args.json:
-        Path(args.json).write_text(json.dumps({"lag": r_lag, "catchup": r_cu}, indent=1))
+        Path(args.json).write_text(json.dumps({"lag": r_lag, "catchup": r_cu, "derechos": r_de}, indent=1))
     return 0
 
 
