@@ -201,3 +201,15 @@ def test_loading_settings_writes_nothing(escribir: Escribir, tmp_path: Path) -> 
     ruta = escribir(CLUSTER + nodo("nodo1", 5000))
     cargar(str(ruta), "nodo1", {})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["settings.toml"]
+
+
+def test_pedidos_clock_offset_ms_shifts_this_nodes_clock_for_tests(escribir: Escribir) -> None:
+    ruta = escribir(CLUSTER + nodo("nodo1", 5000))
+    assert cargar(str(ruta), "nodo1", {}).desfase_reloj_ms == 0
+    assert cargar(str(ruta), "nodo1", {"PEDIDOS_CLOCK_OFFSET_MS": "2500"}).desfase_reloj_ms == 2500
+    assert cargar(str(ruta), "nodo1", {"PEDIDOS_CLOCK_OFFSET_MS": "-40"}).desfase_reloj_ms == -40
+
+
+def test_a_clock_offset_that_is_not_an_integer_is_one_clear_error(escribir: Escribir) -> None:
+    ruta = escribir(CLUSTER + nodo("nodo1", 5000))
+    assert "PEDIDOS_CLOCK_OFFSET_MS" in mensaje(ruta, {"PEDIDOS_CLOCK_OFFSET_MS": "2s"})
