@@ -60,6 +60,7 @@ class Operacion:
     resultado: str = "invocada"
     detalle: str = ""
     pedido_id: str | None = None  # the order created (when ok) or acted on
+    stock_visto: int | None = None  # a product's stock as the answer showed it (restock, product update)
 
     def firma(self) -> tuple[str, str, tuple[tuple[str, int], ...]]:
         """What identifies an order creation without its id: node, client and items."""
@@ -159,6 +160,8 @@ class Carga:
             op.pedido_id = r.json()["id"]
         if op.tipo in ("crear_pedido", "cambiar_estado", "cancelar") and op.pedido_id:
             self._pedidos[op.pedido_id] = r.json()["estado"]
+        if op.tipo in ("reponer", "actualizar_producto"):
+            op.stock_visto = r.json()["stock"]
 
 
 def _codigo(r: httpx.Response) -> str:

@@ -58,7 +58,7 @@ class Falta:
     detalle: str = ""
 
     def __str__(self) -> str:
-        cuando = "whole run" if self.tipo in RELOJES else f"{self.inicio:5.2f}–{self.fin:5.2f} s"
+        cuando = "whole run" if self.tipo in RELOJES else f"{self.inicio:6.2f}–{self.fin:6.2f} s"
         return f"{cuando}  {self.tipo:<13} {self.detalle}"
 
 

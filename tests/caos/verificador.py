@@ -16,7 +16,7 @@ DESIGN.md, as checked after the faults stop and the cluster heals:
 - ``stock`` (Maelstrom's pn-counter): per product, the converged stock lies
   in the range the restocks allow — all ok ones, any subset of the uncertain
   ones — minus the units of the orders in the state that are not cancelled;
-  and it is never negative.
+  and it is never negative, neither converged nor in any answer during the run.
 - ``estado``: each order has the same ``estado`` on every node, a value some
   write of the log gave it; every clash — two writes of one order's
   ``estado`` made from the same base, neither having seen the other — is
@@ -144,6 +144,7 @@ def _pedidos(e: Entrada, inf: Informe) -> None:
     inf.reconocidos = len(reconocidos)
     borrados = {op.pedido_id for op in e.historia if op.tipo == "eliminar_pedido" and op.resultado != FALLIDA}
     inciertas: Counter[Firma] = Counter(op.firma() for op in creaciones if op.resultado not in (OK, FALLIDA))
+    por_firma_ok = Counter(op.firma() for op in reconocidos.values())
     perdidos: set[str] = set()
     recuperados = duplicados = 0
     for foto in e.fotos:
@@ -154,7 +155,6 @@ def _pedidos(e: Entrada, inf: Informe) -> None:
         creados = {pid: p for pid, p in foto.pedidos.items() if p["creado"]}
         perdidos |= set(reconocidos) - set(creados)
         sobrantes: Counter[Firma] = Counter(_firma(p) for pid, p in creados.items() if pid not in reconocidos)
-        por_firma_ok = Counter(op.firma() for op in reconocidos.values())
         recuperados_aqui = 0
         for firma, n in sobrantes.items():
             explicables = inciertas[firma]
@@ -188,6 +188,8 @@ def _stock(e: Entrada, inf: Informe) -> None:
     arriba: Counter[str] = Counter()
     abajo: Counter[str] = Counter()
     for op in e.historia:
+        if op.stock_visto is not None and op.stock_visto < 0:
+            inf.violar("stock", f"{op.nodo} answered operation {op.n} with negative stock {op.stock_visto}")
         if op.tipo != "reponer" or op.resultado == FALLIDA:
             continue
         pid, n = op.datos["producto_id"], int(op.datos["cantidad"])

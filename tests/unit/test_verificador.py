@@ -109,6 +109,10 @@ def test_stock_outside_what_the_restocks_allow_and_negative_stock_are_violations
     assert "stock" in invariantes(aplicado_dos_veces)
     vendido_de_mas = veredicto([crear(0, "nodo1", OK, "a", 12)], [foto("nodo1", {"a": pedido("nodo1", 12)}, -2)])
     assert [v.detalle for v in vendido_de_mas.violaciones] == ["nodo1: product producto-1 has negative stock -2"]
+    visto = reponer(0, OK, 1)
+    visto.stock_visto = -1
+    informe = veredicto([visto], [foto("nodo1", {}, 11)])
+    assert any("answered operation 0 with negative stock -1" in v.detalle for v in informe.violaciones)
 
 
 def test_nodes_that_disagree_on_an_estado_or_hold_different_digests_are_violations() -> None:
