@@ -58,7 +58,7 @@ class Falta:
     detalle: str = ""
 
     def __str__(self) -> str:
-        cuando = "whole run" if self.tipo in RELOJES else f"{self.inicio:6.2f}–{self.fin:6.2f} s"
+        cuando = f"{'whole run':>17}" if self.tipo in RELOJES else f"{self.inicio:6.2f}–{self.fin:6.2f} s"
         return f"{cuando}  {self.tipo:<13} {self.detalle}"
 
 
@@ -119,7 +119,9 @@ def generar(
     desconocidos = set(tipos) - set(TIPOS)
     assert not desconocidos, f"unknown fault kinds: {sorted(desconocidos)}"
     azar = random.Random(semilla)
-    n = nodos or (4 if "anillo" in tipos else azar.choice((3, 3, 4)))
+    # Drawn even when ``nodos`` is given, so that the replay command (which gives it) replays the same plan.
+    sorteados = 4 if "anillo" in tipos else azar.choice((3, 3, 4))
+    n = nodos or sorteados
     assert n >= 3, "partitions of the shapes here need three nodes or more"
     ids = [f"nodo{i}" for i in range(1, n + 1)]
     posibles = [t for t in PARTICIONES + ENLACES + PROCESOS if t != "anillo" or n >= 4]
@@ -136,8 +138,11 @@ def generar(
 
 
 def _ventana(azar: random.Random, duracion: float) -> tuple[float, float]:
-    largo = min(azar.uniform(0.3, 0.7) * duracion, azar.uniform(1.0, 8.0)) if duracion > 10 else 0.0
-    largo = largo or azar.uniform(0.35, 0.65) * duracion
+    """When a fault is on: about half of a short run; one to eight seconds of a long one."""
+    if duracion > 10:
+        largo = min(azar.uniform(0.3, 0.7) * duracion, azar.uniform(1.0, 8.0))
+    else:
+        largo = azar.uniform(0.35, 0.65) * duracion
     inicio = azar.uniform(0, duracion - largo)
     return round(inicio, 2), round(inicio + largo, 2)
 
