@@ -4,6 +4,7 @@
 #   make test    the whole pytest suite; PYTEST_ARGS="-k cli -x" narrows it
 #   make lint    ruff and mypy, each if installed (.venv/bin/pip install ruff mypy)
 #   make bench   replication lag, catch-up and escrow figures (about two minutes; bench/)
+#   make soak    partition-and-heal run: SEED=7 DURACION=300 (seconds of faults), NODOS=, FALTAS=aislar,matar
 #   make clean   caches and data/ (the development cluster's databases); distclean also drops .venv
 #
 # .venv is built with python3 from requirements.txt, and rebuilt whenever
@@ -14,8 +15,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 PYTEST_ARGS ?=
+SEED ?= 7
+DURACION ?= 300
+NODOS ?=
+FALTAS ?=
 
-.PHONY: venv run test lint bench clean distclean
+.PHONY: venv run test lint bench soak clean distclean
 
 venv: $(STAMP)
 
@@ -35,6 +40,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Exits 1, with the command that replays it, when the checker finds a violation.
+soak: $(STAMP)
+	$(PY) -m tests.caos --semilla $(SEED) --duracion $(DURACION) $(if $(NODOS),--nodos $(NODOS)) $(if $(FALTAS),--faltas $(FALTAS))
 
 # Each tool is used if installed, in .venv or on PATH; neither is in requirements.txt.
 RUFF = $(firstword $(wildcard $(VENV)/bin/ruff) $(shell command -v ruff))

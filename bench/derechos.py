@@ -34,7 +34,7 @@ import httpx
 
 from bench import comun as c
 from tests.procesos import Cluster
-from tests.proxy import Proxies, interponer
+from tests.proxy import Proxies, abrir_proxies
 
 MEZCLAS = {"even": (1 / 3, 1 / 3, 1 / 3), "skewed to the cut-off node": (1 / 6, 1 / 6, 2 / 3)}
 CLIENTES_CONCURRENTES = 8
@@ -164,7 +164,7 @@ async def medir(unidades: int, k: int, conservar: bool) -> dict[str, Any]:
     c3 = c.cluster(carpeta, 3)
     proxies: Proxies = {}
     try:
-        await interponer(c3, proxies)
+        await abrir_proxies(c3, proxies)
         await c3.arrancar()
         [cliente], _ = await c.catalogo(c3["nodo1"], 1, 0, 0)
         await c.esperar_vector(list(c3), await c.vector(c3["nodo1"]))

@@ -7,6 +7,12 @@ with one line naming the problem before anything is opened or written.
 Environment overrides: ``PEDIDOS_CONFIG`` (path of the file),
 ``PEDIDOS_NODE`` (which node this process is), ``PEDIDOS_SECRET`` (the
 cluster secret) and ``PEDIDOS_DATABASE_URL`` (this node's database).
+
+``PEDIDOS_CLOCK_OFFSET_MS`` is for fault-injection tests only: it shifts
+this node's wall clock by that many milliseconds (positive: ahead), as if
+its machine's clock were wrong, so that tests can show that a node slightly
+ahead still converges and one far ahead is refused (``max_clock_drift_ms``).
+It has no settings-file counterpart on purpose.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ class Ajustes:
 
     cluster: Cluster
     nodo: Nodo
+    desfase_reloj_ms: int = 0  # PEDIDOS_CLOCK_OFFSET_MS: tests only, see the module docstring
 
     @property
     def pares(self) -> tuple[Nodo, ...]:
@@ -102,7 +109,17 @@ def cargar(
     url = entorno.get("PEDIDOS_DATABASE_URL")
     if url:
         nodo = replace(nodo, database=_resolver_url(url, cluster.ruta.parent))
-    return Ajustes(cluster=cluster, nodo=nodo)
+    return Ajustes(cluster=cluster, nodo=nodo, desfase_reloj_ms=_desfase(entorno))
+
+
+def _desfase(entorno: Mapping[str, str]) -> int:
+    texto = entorno.get("PEDIDOS_CLOCK_OFFSET_MS", "").strip()
+    if not texto:
+        return 0
+    try:
+        return int(texto)
+    except ValueError:
+        raise ErrorAjustes(f"PEDIDOS_CLOCK_OFFSET_MS must be an integer of milliseconds, not {texto!r}") from None
 
 
 def _cluster_desde(datos: dict[str, Any], ruta: Path, entorno: Mapping[str, str]) -> Cluster:

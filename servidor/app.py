@@ -29,6 +29,7 @@ from servidor.dominio.derechos import Reparto
 from servidor.eventos import Difusion
 from servidor.limites import LimiteCuerpo
 from sync.pares import GestorPares
+from sync.reloj import reloj_desplazado
 
 log = logging.getLogger(__name__)
 RUTA_WEB = Path(__file__).resolve().parent.parent / "web"
@@ -65,6 +66,7 @@ def crear_app(ajustes: Ajustes) -> Starlette:
             ajustes.nodo.database,
             ajustes.nodo.id,
             max_deriva_ms=ajustes.cluster.max_clock_drift_ms,
+            ahora=reloj_desplazado(ajustes.desfase_reloj_ms),
         )
         app.state.ajustes = ajustes
         app.state.almacen = almacen

@@ -1,6 +1,6 @@
-"""REST routes about peers: their health, what they still lack, sync now.
+"""REST routes about peers: their health, what they still lack, sync now, and a digest.
 
-Thin handlers over the peer manager (``app.state.pares``).
+Thin handlers over the peer manager (``app.state.pares``) and the store.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from servidor.almacen import consultas
 from servidor.rest import Manejador, RespuestaJSON
 
 
@@ -27,9 +28,22 @@ async def replicar(request: Request) -> Response:
     return RespuestaJSON({"nodo": request.app.state.almacen.nodo_id, "pares": resultados})
 
 
+async def digest(request: Request) -> Response:
+    """The canonical digest of this node's replicated state, with its version vector.
+
+    Converged nodes answer the same pair; comparing them is how an operator
+    (or a test) knows that the cluster has settled.
+    """
+    almacen = request.app.state.almacen
+    vector = almacen.vector
+    valor = await almacen.leer(consultas.digest)
+    return RespuestaJSON({"nodo": almacen.nodo_id, "digest": valor, "vector": vector})
+
+
 def rutas() -> list[tuple[str, dict[str, Manejador]]]:
     return [
         ("/health/nodos", {"GET": salud_nodos}),
         ("/replicacion/logs/pendientes", {"GET": logs_pendientes}),
         ("/replicacion/replicar", {"POST": replicar}),
+        ("/replicacion/digest", {"GET": digest}),
     ]

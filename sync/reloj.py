@@ -63,6 +63,17 @@ def reloj_de_pared() -> int:
     return time.time_ns() // 1_000_000
 
 
+def reloj_desplazado(desfase_ms: int) -> Callable[[], int]:
+    """The wall clock shifted by ``desfase_ms``: a machine whose clock runs ahead (or behind).
+
+    Only for fault-injection tests (``PEDIDOS_CLOCK_OFFSET_MS``, see
+    :mod:`servidor.ajustes`); with 0 it is :func:`reloj_de_pared` itself.
+    """
+    if not desfase_ms:
+        return reloj_de_pared
+    return lambda: reloj_de_pared() + desfase_ms
+
+
 class Reloj:
     """A node's clock: the last stamp it issued or saw, never going back."""
 

@@ -143,6 +143,8 @@ class ProcesoNodo:
         self.config = config
         self.entorno = entorno
         self.log = config.parent / f"{nodo_id}.log"
+        # What runs the node; a test may put a test-only entry point here (tests/caos/sabotaje.py).
+        self.programa: list[str] = [sys.executable, "-m", "servidor"]
         self.proceso: subprocess.Popen[bytes] | None = None
         self._salida: IO[bytes] | None = None
         self.arranques = 0
@@ -172,7 +174,7 @@ class ProcesoNodo:
         self._salida.write(f"--- start #{self.arranques} of {self.id} ---\n".encode())
         self._salida.flush()
         self.proceso = subprocess.Popen(
-            [sys.executable, "-m", "servidor", "--config", str(self.config), "--node", self.id],
+            [*self.programa, "--config", str(self.config), "--node", self.id],
             cwd=self.config.parent,
             env=self.entorno,
             stdin=subprocess.DEVNULL,

@@ -105,7 +105,9 @@ async def test_productos_and_producto_show_money_as_a_decimal_string(http: httpx
     }
 
 
-async def test_a_product_shows_each_nodes_rights_adding_up_to_its_stock(http: httpx.AsyncClient, app: Starlette) -> None:
+async def test_a_product_shows_each_nodes_rights_adding_up_to_its_stock(
+    http: httpx.AsyncClient, app: Starlette
+) -> None:
     dominio = app.state.dominio
     taza = await dominio.crear_producto({"nombre": "Taza", "precio": "12.50", "stock": 7})
     await dominio.ceder_derechos("nodo2", taza["id"], 3, 0)
@@ -114,7 +116,11 @@ async def test_a_product_shows_each_nodes_rights_adding_up_to_its_stock(http: ht
     r = await datos(http, "{ productos { nombre stock derechos { nodo unidades } } }")
 
     assert r["productos"] == [
-        {"nombre": "Taza", "stock": 7, "derechos": [{"nodo": "nodo1", "unidades": 4}, {"nodo": "nodo2", "unidades": 3}]},
+        {
+            "nombre": "Taza",
+            "stock": 7,
+            "derechos": [{"nodo": "nodo1", "unidades": 4}, {"nodo": "nodo2", "unidades": 3}],
+        },
         {"nombre": "Plato", "stock": 0, "derechos": []},
     ]
 

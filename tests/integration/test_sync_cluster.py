@@ -184,3 +184,31 @@ async def test_graphql_nodos_tells_the_same_facts_as_the_health_route(clusters: 
     datos = r.json()["data"]
     assert datos["nodo"]["id"] == "nodo1"
     assert datos["nodos"] == [{"id": "nodo2", "url": c["nodo2"].url, "activo": True, "pendientes": 0, "lagMs": 0}]
+
+
+async def test_converged_nodes_answer_the_same_digest_and_a_write_differs_until_it_is_replicated(
+    clusters: FabricaClusters, proxies: Proxies
+) -> None:
+    c = await cluster_con_proxies(clusters, proxies, n=2)
+    uno, dos = c["nodo1"], c["nodo2"]
+
+    async def digests() -> list[Any]:
+        return [await obtener(n, "/api/replicacion/digest") for n in (uno, dos)]
+
+    async def iguales_digest() -> bool:
+        a, b = await digests()
+        return bool(a["digest"] == b["digest"] and a["vector"] == b["vector"])
+
+    await catalogo(uno)
+    await esperar(iguales_digest, PLAZO, que="equal digests")
+    a, b = await digests()
+    assert (a["nodo"], b["nodo"]) == ("nodo1", "nodo2") and len(a["digest"]) == 64
+
+    for p in proxies.values():
+        p.cortar()
+    await catalogo(dos)
+    a, b = await digests()
+    assert a["digest"] != b["digest"]
+    for p in proxies.values():
+        p.restaurar()
+    await esperar(iguales_digest, PLAZO, que="equal digests after heal")

@@ -213,3 +213,15 @@ def test_a_bad_wait_for_stock_rights_is_refused(escribir: Escribir, valor: str) 
 def test_the_wait_for_stock_rights_can_be_set(escribir: Escribir) -> None:
     ruta = escribir(CLUSTER + "rights_wait_ms = 50\n" + nodo("nodo1", 5000))
     assert cargar(str(ruta), "nodo1", {}).cluster.rights_wait_ms == 50
+
+
+def test_pedidos_clock_offset_ms_shifts_this_nodes_clock_for_tests(escribir: Escribir) -> None:
+    ruta = escribir(CLUSTER + nodo("nodo1", 5000))
+    assert cargar(str(ruta), "nodo1", {}).desfase_reloj_ms == 0
+    assert cargar(str(ruta), "nodo1", {"PEDIDOS_CLOCK_OFFSET_MS": "2500"}).desfase_reloj_ms == 2500
+    assert cargar(str(ruta), "nodo1", {"PEDIDOS_CLOCK_OFFSET_MS": "-40"}).desfase_reloj_ms == -40
+
+
+def test_a_clock_offset_that_is_not_an_integer_is_one_clear_error(escribir: Escribir) -> None:
+    ruta = escribir(CLUSTER + nodo("nodo1", 5000))
+    assert "PEDIDOS_CLOCK_OFFSET_MS" in mensaje(ruta, {"PEDIDOS_CLOCK_OFFSET_MS": "2s"})

@@ -77,3 +77,9 @@ def test_stamps_strictly_increase_whatever_the_wall_clock_and_peers_do(
             nuevo = reloj.recibir(ultimo, sello(ms), ahora_ms=ms, max_deriva_ms=500)
         assert nuevo > ultimo
         ultimo = nuevo
+
+
+def test_a_shifted_wall_clock_runs_ahead_by_its_offset_and_no_offset_is_the_wall_clock() -> None:
+    assert reloj.reloj_desplazado(0) is reloj.reloj_de_pared
+    adelantado = reloj.reloj_desplazado(3000)
+    assert 2990 <= adelantado() - reloj.reloj_de_pared() <= 3000
