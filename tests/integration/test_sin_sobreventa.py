@@ -136,11 +136,11 @@ async def _sembrar(c: Cluster, azar: random.Random) -> tuple[str, str]:
         _, producto = await _json(http, "POST", "/api/productos", json=datos)
     for nodo_id, n in list(unidades.items())[1:]:
         async with c[nodo_id].cliente() as http:
-            await esperar(
-                lambda: _json(http, "GET", f"/api/productos/{producto['id']}"),  # noqa: B023 - awaited at once
-                PLAZO,
-                que=f"product reaches {nodo_id}",
-            )
+
+            async def lo_tiene() -> bool:
+                return (await http.get(f"/api/productos/{producto['id']}")).status_code == 200  # noqa: B023
+
+            await esperar(lo_tiene, PLAZO, que=f"product reaches {nodo_id}")
             if n:
                 estado, _ = await _json(http, "POST", f"/api/productos/{producto['id']}/stock", json={"cantidad": n})
                 assert estado == 200
@@ -158,13 +158,17 @@ async def _un_horario(c: Cluster, proxies: Proxies, semilla: int) -> Registro:
         for _ in range(azar.randint(1, 3)):
             r.fases.append(_partir(proxies, azar))
             azares = {n: random.Random(azar.randrange(2**32)) for n in NODOS}
-            await asyncio.gather(*(_vender(c[n], cliente, producto, azares[n], r) for n in NODOS))
+            async with asyncio.TaskGroup() as grupo:  # one seller failing stops the others
+                for n in NODOS:
+                    grupo.create_task(_vender(c[n], cliente, producto, azares[n], r))
     finally:
         for p in proxies.values():
             p.restaurar()
-        vistas = await esperar(lambda: _convergidos(c, producto), PLAZO, que=f"nodes converge after heal ({r})")
-        parar.set()
-        await vigia
+        try:
+            vistas = await esperar(lambda: _convergidos(c, producto), PLAZO, que=f"nodes converge after heal ({r})")
+        finally:
+            parar.set()
+            await vigia
 
     negativos = {k: v for k, v in r.minimos.items() if v < 0}
     assert not negativos, f"{r}: a node showed negative stock or rights: {negativos}"
