@@ -26,6 +26,7 @@ log (stamps are looked up by their key's prefix ``(entidad, clave)``).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -49,8 +50,13 @@ def _insertar_tuplas(conn: Connection, tabla: Any, filas: list[tuple[Any, ...]])
     skips SQLAlchemy's per-row parameter processing, which costs more than
     SQLite's insert itself on a merge batch.
     """
-    sql = str(insert(tabla).compile(dialect=conn.dialect))
-    conn.exec_driver_sql(sql, filas)
+    conn.exec_driver_sql(_sql_insercion(tabla, conn.dialect), filas)
+
+
+@functools.cache
+def _sql_insercion(tabla: Any, dialecto: Any) -> str:
+    """The INSERT of ``tabla`` in ``dialecto``'s paramstyle, compiled once per process."""
+    return str(insert(tabla).compile(dialect=dialecto))
 
 
 def trozos(valores: Sequence[Any], n: int = TROZO) -> Iterable[Sequence[Any]]:

@@ -10,12 +10,13 @@ costs a fixed number of statements. Each reader is plain code on a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
 
 from servidor.almacen import modelos as m
@@ -25,6 +26,9 @@ CAMPOS_CLIENTE = ("id", "nombre", "email", "telefono", "direccion", "creado_en")
 CAMPOS_PRODUCTO = ("id", "nombre", "descripcion", "precio", "stock", "creado_en")
 CAMPOS_PEDIDO = ("id", "cliente_id", "estado", "total", "creado_en", "nodo_origen")
 CAMPOS_ITEM = ("producto_id", "cantidad", "precio_unitario", "subtotal")
+# Ids per IN list when reading: enough that a page of 1,000 orders (its clients, items and
+# products) takes one statement each, within SQLite's limit of 32,766 bound values.
+TROZO_LECTURA = 5000
 
 
 def _visibles(tabla: Any) -> Any:
@@ -38,13 +42,19 @@ def _fila(fila: Any, campos: Sequence[str]) -> dict[str, Any]:
     return {k: getattr(fila, k) for k in campos}
 
 
+@functools.cache
+def _sentencia_por_ids(tabla: Any, eliminados: bool) -> Any:
+    """``SELECT`` of the rows of ``tabla`` whose id is in ``:ids``, built once (it is on every write's path)."""
+    condicion = tabla.c.creado_en.is_not(None) if eliminados else _visibles(tabla)
+    return select(tabla).where(tabla.c.id.in_(bindparam("ids", expanding=True)), condicion)
+
+
 def _por_ids(
     conn: Connection, tabla: Any, campos: Sequence[str], ids: Sequence[str], eliminados: bool = False
 ) -> dict[str, dict[str, Any]]:
     encontrados: dict[str, dict[str, Any]] = {}
-    condicion = tabla.c.creado_en.is_not(None) if eliminados else _visibles(tabla)
-    for parte in trozos(sorted(set(ids))):
-        filas = conn.execute(select(tabla).where(tabla.c.id.in_(parte), condicion))
+    for parte in trozos(sorted(set(ids)), TROZO_LECTURA):
+        filas = conn.execute(_sentencia_por_ids(tabla, eliminados), {"ids": list(parte)})
         encontrados.update({f.id: _fila(f, campos) for f in filas})
     return encontrados
 
@@ -85,6 +95,30 @@ def _con_derechos(conn: Connection, productos: list[dict[str, Any]], todos: bool
     return productos
 
 
+@functools.cache
+def _sentencia_propios() -> Any:
+    p, cs, ce = m.productos, m.contadores_stock, m.cesiones_stock
+    nodo: Any = bindparam("nodo")
+    suyo = select(cs.c.entradas - cs.c.salidas + cs.c.devueltas).where(cs.c.producto_id == p.c.id, cs.c.nodo == nodo)
+    recibidas = select(func.sum(ce.c.unidades)).where(ce.c.producto_id == p.c.id, ce.c.destino == nodo)
+    cedidas = select(func.sum(ce.c.unidades)).where(ce.c.producto_id == p.c.id, ce.c.origen == nodo)
+    propios = (
+        func.coalesce(suyo.scalar_subquery(), 0)
+        + func.coalesce(recibidas.scalar_subquery(), 0)
+        - func.coalesce(cedidas.scalar_subquery(), 0)
+    )
+    return select(p.c.id, propios).where(p.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def derechos_propios(conn: Connection, productos: Sequence[str], nodo: str) -> dict[str, int]:
+    """``nodo``'s rights to each of ``productos``, in one statement (a sale's check; see :func:`derechos`)."""
+    propios: dict[str, int] = {}
+    for parte in trozos(sorted(set(productos)), TROZO_LECTURA):
+        filas = conn.execute(_sentencia_propios(), {"ids": list(parte), "nodo": nodo})
+        propios.update({pid: int(n) for pid, n in filas})
+    return propios
+
+
 def derechos(conn: Connection, productos: Sequence[str] | None) -> dict[str, dict[str, int]]:
     """Per product, each node's rights to its units (``None``: every product).
 
@@ -94,7 +128,9 @@ def derechos(conn: Connection, productos: Sequence[str] | None) -> dict[str, dic
     """
     cs, ce = m.contadores_stock.c, m.cesiones_stock.c
     suma: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    partes: Iterable[Sequence[str] | None] = [None] if productos is None else trozos(sorted(set(productos)))
+    partes: Iterable[Sequence[str] | None] = (
+        [None] if productos is None else trozos(sorted(set(productos)), TROZO_LECTURA)
+    )
     for parte in partes:
         propias = select(cs.producto_id, cs.nodo, cs.entradas - cs.salidas + cs.devueltas)
         cedidas = select(ce.producto_id, ce.origen, ce.destino, ce.unidades)
@@ -116,7 +152,7 @@ def producto(conn: Connection, id: str) -> dict[str, Any] | None:
 def items_por_pedidos(conn: Connection, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     t = m.pedido_items
     items: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for parte in trozos(sorted(set(ids))):
+    for parte in trozos(sorted(set(ids)), TROZO_LECTURA):
         filas = conn.execute(select(t).where(t.c.pedido_id.in_(parte)).order_by(t.c.pedido_id, t.c.linea))
         for f in filas:
             items[f.pedido_id].append(_fila(f, CAMPOS_ITEM))

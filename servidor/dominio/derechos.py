@@ -161,10 +161,14 @@ class Reparto:
         )
         return sum(obtenidos)
 
+    def bajo_cuota(self, propios: int, stock: int) -> bool:
+        """Whether ``propios`` is under half this node's fair share of ``stock``."""
+        return propios * 2 < cuota(stock, self.nodos)
+
     def tras_venta(self, producto_id: str, propios: int, stock: int, derechos: Mapping[str, int]) -> None:
         """After a sale left ``propios`` here: top up to the fair share in the background if low."""
         objetivo = cuota(stock, self.nodos)
-        if propios * 2 >= objetivo:
+        if not self.bajo_cuota(propios, stock):
             return
         ahora = time.monotonic()
         if ahora - self._reponiendo.get(producto_id, -math.inf) < PAUSA_REPOSICION_S:

@@ -199,15 +199,16 @@ class Dominio:
 
         def op(tx: Escritura) -> None:
             _existe(consultas.cliente(tx.conn, cliente_id), "cliente", cliente_id)
-            productos = consultas.productos_por_ids(tx.conn, list(unidades))
+            productos = consultas.productos_por_ids(tx.conn, list(unidades), con_derechos=False)
+            propios = consultas.derechos_propios(tx.conn, list(productos), self.nodo_id)
             items, total, faltas = [], Decimal("0.00"), []
             for pid, cantidad in unidades.items():
                 producto = productos.get(pid)
                 if producto is None:
                     raise NoEncontrado("producto", pid)
-                aqui = producto["derechos"].get(self.nodo_id, 0)
+                aqui = propios.get(pid, 0)
                 if aqui < cantidad:
-                    faltas.append(_falta(producto, cantidad, aqui))
+                    faltas.append(_falta(tx, producto, cantidad, aqui))
                 vendidos[pid] = {**producto, "aqui": aqui - cantidad, "stock": producto["stock"] - cantidad}
                 subtotal = producto["precio"] * cantidad
                 total += subtotal
@@ -235,7 +236,9 @@ class Dominio:
         pedido = await self._con_derechos(lambda: self._escribir(op, consultas.pedido, "pedido", id))
         if self.reparto is not None:
             for pid, p in vendidos.items():
-                self.reparto.tras_venta(pid, p["aqui"], p["stock"], p["derechos"])
+                if self.reparto.bajo_cuota(p["aqui"], p["stock"]):
+                    derechos = await self._leer(consultas.derechos, [pid])
+                    self.reparto.tras_venta(pid, p["aqui"], p["stock"], derechos.get(pid, {}))
         return pedido
 
     async def listar_pedidos(self, estado: str | None = None, cliente_id: str | None = None) -> list[dict[str, Any]]:
@@ -280,8 +283,12 @@ def _existe(encontrado: dict[str, Any] | None, entidad: str, id: str) -> dict[st
     return dict(encontrado)
 
 
-def _falta(producto: dict[str, Any], pedido: int, aqui: int, retirada: bool = False) -> Falta:
-    return Falta(producto["id"], producto["nombre"], pedido, aqui, producto["stock"], producto["derechos"], retirada)
+def _falta(tx: Escritura, producto: dict[str, Any], pedido: int, aqui: int, retirada: bool = False) -> Falta:
+    """What a refusal or a request to peers needs to know of a product short of rights."""
+    derechos = producto.get("derechos")
+    if derechos is None:
+        derechos = consultas.derechos(tx.conn, [producto["id"]]).get(producto["id"], {})
+    return Falta(producto["id"], producto["nombre"], pedido, aqui, producto["stock"], derechos, retirada)
 
 
 def _ajustar(tx: Escritura, producto: dict[str, Any], delta: int) -> None:
@@ -295,7 +302,7 @@ def _ajustar(tx: Escritura, producto: dict[str, Any], delta: int) -> None:
     elif delta < 0:
         aqui = producto["derechos"].get(tx.nodo_id, 0)
         if aqui < -delta:
-            raise FaltanDerechos([_falta(producto, -delta, aqui, retirada=True)], tx.nodo_id)
+            raise FaltanDerechos([_falta(tx, producto, -delta, aqui, retirada=True)], tx.nodo_id)
         tx.sumar_stock(producto["id"], "salidas", -delta)
 
 
