@@ -16,7 +16,7 @@
    range ``seq .. seq + K - 1`` of node 1's changes and is visible on a node
    when the last of them has arrived from it.
 5. Per write: ``visible − acknowledged`` (the replication lag, whose target is
-   p99 under 50 ms at 100 writes/s) and ``visible − due`` (from the
+   p99 at most 50 ms at 100 and at 500 writes/s) and ``visible − due`` (from the
    moment the schedule said to send it, so queueing anywhere counts); also
    the write's own latency (``acknowledged − due``), and the rates achieved.
 
@@ -43,6 +43,7 @@ from tests.procesos import entorno_limpio, puertos_libres
 OBSERVADOR = "observador"
 OBJETIVO_P99_MS = 50.0
 TASA_OBJETIVO = 100.0
+TASAS_CON_OBJETIVO = (100.0, 500.0)
 
 
 async def medir(
@@ -145,33 +146,33 @@ def _cifras(carga: Any, vistos: dict[str, Any], k: int, tasa: float, rss: dict[s
 
 def filas(r: dict[str, Any]) -> list[c.Fila]:
     tasa = r["tasa_ofrecida"]
-    objetivo = f"p99 < {OBJETIVO_P99_MS:.0f} ms at {TASA_OBJETIVO:.0f}/s"
+    objetivo = f"p99 <= {OBJETIVO_P99_MS:.0f} ms"
     f = [
         c.Fila(
-            f"lag: offered / achieved send / completed rate (writes/s, n={r['n']})",
+            f"lag @{tasa:.0f}/s: offered / achieved send / completed rate (writes/s, n={r['n']})",
             f"{tasa:.0f} / {r['tasa_enviada']:.1f} / {r['tasa_completada']:.1f}",
             objetivo="completed = offered",
             cumple=r["tasa_completada"] >= 0.97 * tasa and r["errores"] == 0,
         ),
         c.Fila(
-            "lag: write latency on node 1, due→ack p50/p99/max",
+            f"lag @{tasa:.0f}/s: write latency on node 1, due→ack p50/p99/max",
             f"{c.ms(r['escritura']['p50'])} / {c.ms(r['escritura']['p99'])} / {c.ms(r['escritura']['max'])}",
         ),
     ]
     for nodo in r["observados"]:
         a, s = r[nodo]["desde_ack"], r[nodo]["desde_debido"]
-        medido = tasa == TASA_OBJETIVO and not math.isnan(a["p99"])
+        medido = tasa in TASAS_CON_OBJETIVO and not math.isnan(a["p99"])
         f.append(
             c.Fila(
-                f"lag: ack→visible on {nodo} p50/p99/max",
+                f"lag @{tasa:.0f}/s: ack→visible on {nodo} p50/p99/max",
                 f"{c.ms(a['p50'])} / {c.ms(a['p99'])} / {c.ms(a['max'])}",
                 objetivo=objetivo,
-                cumple=(a["p99"] < OBJETIVO_P99_MS and r[nodo]["sin_ver"] == 0) if medido else None,
+                cumple=(a["p99"] <= OBJETIVO_P99_MS and r[nodo]["sin_ver"] == 0) if medido else None,
             )
         )
         f.append(
             c.Fila(
-                f"lag: due→visible on {nodo} p50/p99/max",
+                f"lag @{tasa:.0f}/s: due→visible on {nodo} p50/p99/max",
                 f"{c.ms(s['p50'])} / {c.ms(s['p99'])} / {c.ms(s['max'])}",
             )
         )
