@@ -81,16 +81,18 @@ def vender_sin_stock(nodo: str) -> None:
             return getattr(consultas, nombre)
 
         @staticmethod
-        def productos_por_ids(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-            reales = consultas.productos_por_ids(conn, ids)
-            return {
-                k: {
-                    **v,
-                    "stock": v["stock"] + 1_000_000,
-                    "derechos": {**v["derechos"], nodo: v["derechos"].get(nodo, 0) + 1_000_000},
-                }
-                for k, v in reales.items()
-            }
+        def productos_por_ids(conn: Connection, ids: Sequence[str], **kw: Any) -> dict[str, dict[str, Any]]:
+            reales = consultas.productos_por_ids(conn, ids, **kw)
+            inflados = {k: {**v, "stock": v["stock"] + 1_000_000} for k, v in reales.items()}
+            for v in inflados.values():
+                if "derechos" in v:
+                    v["derechos"] = {**v["derechos"], nodo: v["derechos"].get(nodo, 0) + 1_000_000}
+            return inflados
+
+        @staticmethod
+        def derechos_propios(conn: Connection, productos: Sequence[str], de: str) -> dict[str, int]:
+            reales = consultas.derechos_propios(conn, productos, de)
+            return {p: reales.get(p, 0) + 1_000_000 for p in productos}
 
     operaciones.consultas = Inflado()  # type: ignore[assignment]
 
