@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -79,6 +79,30 @@ class ResultadoFusion:
     aplicados: list[Cambio]
     duplicados: int
     pendientes: int
+
+
+async def _hasta_el_final(transaccion: Awaitable[T]) -> T:
+    """Await a transaction to its end, even when the caller is cancelled meanwhile.
+
+    A write runs on the writer thread (SQLite) whatever happens to the task
+    that asked for it; if that task's cancellation let go of the write lock
+    before the commit, the next write would read ``seq`` and the vector as they
+    were before it. So the lock is held until the transaction is over, and the
+    cancellation is raised after.
+    """
+    tarea = asyncio.ensure_future(transaccion)
+    cancelado = False
+    while True:
+        try:
+            resultado = await asyncio.shield(tarea)
+            break
+        except asyncio.CancelledError:
+            if tarea.done():
+                raise
+            cancelado = True
+    if cancelado:
+        raise asyncio.CancelledError
+    return resultado
 
 
 class Almacen:
@@ -165,7 +189,7 @@ class Almacen:
                     self._vector = {**self._vector, self.nodo_id: lote[-1].seq}
                     bucle.call_soon_threadsafe(self._avisar, lote)
 
-            resultado, _ = await self.motores.transaccion(cuerpo, confirmado)
+            resultado, _ = await _hasta_el_final(self.motores.transaccion(cuerpo, confirmado))
         return resultado
 
     async def fusionar(self, cambios: Sequence[Cambio], validados: bool = False) -> ResultadoFusion:
@@ -189,20 +213,20 @@ class Almacen:
                 self.reloj.comprobar(c.hlc)
             if lote:
                 self.reloj.observar(max(c.hlc for c in lote))
-                siguiente = max(self._siguiente_seq, vector.get(self.nodo_id, 0) + 1)
-
                 bucle = asyncio.get_running_loop()
 
-                def cuerpo(conn: Connection) -> None:
+                def cuerpo(conn: Connection) -> int:
                     aplicar(conn, lote)
+                    siguiente = max(self._siguiente_seq, vector.get(self.nodo_id, 0) + 1)
                     self._guardar_estado(conn, siguiente)
+                    return siguiente
 
-                def confirmado(_: None) -> None:
-                    self._vector = vector
-                    self._siguiente_seq = siguiente
+                def confirmado(siguiente: int) -> None:
+                    self._vector = {o: max(s, self._vector.get(o, 0)) for o, s in vector.items()}
+                    self._siguiente_seq = max(self._siguiente_seq, siguiente)
                     bucle.call_soon_threadsafe(self._avisar, lote)
 
-                await self.motores.transaccion(cuerpo, confirmado)
+                await _hasta_el_final(self.motores.transaccion(cuerpo, confirmado))
         return ResultadoFusion(lote, duplicados, pendientes)
 
     def _sellar(self, tx: Escritura) -> list[Cambio]:

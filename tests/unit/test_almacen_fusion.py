@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -193,3 +195,21 @@ async def test_a_cancellation_that_arrives_before_the_order_it_cancels_still_ret
     await sincronizar(a.almacen, c.almacen)
     assert (await c.obtener_producto(pid))["stock"] == 10
     assert await digest(b) == await digest(c)
+
+
+async def test_a_write_whose_caller_is_cancelled_keeps_the_lock_until_it_commits(tres: list[Dominio]) -> None:
+    """A cancelled request must not let a merge queued behind its write turn ``seq`` back."""
+    a, _, _ = tres
+    await a.crear_cliente({"nombre": "Ana", "email": "ana@example.com"})
+    escritura = asyncio.create_task(a.crear_cliente({"nombre": "Bea", "email": "bea@example.com"}))
+    while not a.almacen._cerrojo.locked():
+        await asyncio.sleep(0)
+    escritura.cancel()
+    ajeno = Cambio("nodo9", 1, sello(reloj_de_pared()), "cliente", "c9", "nombre", "Eva")
+    await a.almacen.fusionar([ajeno])
+    with contextlib.suppress(asyncio.CancelledError):
+        await escritura
+    await a.crear_cliente({"nombre": "Carla", "email": "carla@example.com"})
+    propios = [f.seq for f in await a.almacen.leer(consultas.cambios_de, "nodo1")]
+    assert propios == list(range(1, len(propios) + 1))
+    assert a.almacen.vector["nodo1"] == propios[-1] and a.almacen.vector["nodo9"] == 1
