@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import NoReturn
 
-from servidor.ajustes import Ajustes, Cluster, ErrorAjustes, cargar, cargar_cluster, ruta_config
+from servidor.ajustes import Ajustes, Cluster, ErrorAjustes, cargar, cargar_cluster, comprobar_exposicion, ruta_config
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,10 @@ def preparar(argv: Sequence[str] | None, entorno: Mapping[str, str]) -> Ajustes 
     if args.all:
         if entorno.get("PEDIDOS_DATABASE_URL"):
             raise ErrorUso("--all cannot use PEDIDOS_DATABASE_URL: one database cannot serve several nodes")
-        return cargar_cluster(ruta_config(args.config, entorno), entorno)
+        cluster = cargar_cluster(ruta_config(args.config, entorno), entorno)
+        for nodo in cluster.nodes:
+            comprobar_exposicion(cluster, nodo)
+        return cluster
     if not (args.node or entorno.get("PEDIDOS_NODE")):
         raise ErrorUso("choose a node with --node ID (or PEDIDOS_NODE), or run every node with --all")
     return cargar(args.config, args.node, entorno)

@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.types import Message
 
 from servidor.almacen import consultas
+from tests.credenciales import cabecera
 from tests.integration.ayudas import cancelacion_concurrente, datos
 
 
@@ -231,7 +232,7 @@ async def test_conflictos_lists_a_concurrent_estado_change_and_its_winner(
 
 async def test_a_list_of_orders_costs_the_same_statements_for_3_and_12_orders(app: Starlette) -> None:
     transporte = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transporte, base_url="http://test") as http:
+    async with httpx.AsyncClient(transport=transporte, base_url="http://test", headers=cabecera()) as http:
         await poblar(app, 3)
         with sentencias(app) as pocas:
             r = await datos(http, LISTA)
