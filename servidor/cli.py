@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 # Grace uvicorn gives open connections after SIGTERM/SIGINT before cancelling them.
 PARADA_ORDENADA_S = 5
+# The largest websocket message the server reads at all: a peer's largest message, and some slack.
+# (uvicorn's default is 16 MiB; a client could make the node buffer that much per frame.)
+MAX_MENSAJE_WS = 5 * 1024 * 1024
 # What the supervisor allows a child after SIGTERM (uvicorn's grace plus the
 # lifespan's shutdown) before it sends SIGKILL.
 PLAZO_HIJOS_S = 15.0
@@ -125,6 +128,7 @@ def ejecutar_nodo(ajustes: Ajustes) -> int:
         host=nodo.host,
         port=nodo.port,
         timeout_graceful_shutdown=PARADA_ORDENADA_S,
+        ws_max_size=MAX_MENSAJE_WS,
         log_config=None,
         lifespan="on",
     )

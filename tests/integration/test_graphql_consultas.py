@@ -309,7 +309,7 @@ async def websocket(app: Starlette, ruta: str, subprotocolo: str) -> AsyncIterat
 async def test_the_websocket_path_speaks_graphql_transport_ws(app: Starlette) -> None:
     [pedido] = await poblar(app, 1)
     async with websocket(app, "/graphql", "graphql-transport-ws") as ws:
-        await ws.enviar({"type": "connection_init"})
+        await ws.enviar({"type": "connection_init", "payload": cabecera()})
         assert await ws.recibir() == {"type": "connection_ack"}
         consulta = "query($id: ID!) { pedido(id: $id) { cliente { nombre } } }"
         await ws.enviar(
@@ -330,7 +330,7 @@ async def test_each_operation_on_one_websocket_reads_fresh_rows(app: Starlette) 
         "variables": {"id": pedido["id"]},
     }
     async with websocket(app, "/graphql", "graphql-transport-ws") as ws:
-        await ws.enviar({"type": "connection_init"})
+        await ws.enviar({"type": "connection_init", "payload": cabecera()})
         assert await ws.recibir() == {"type": "connection_ack"}
         nombres = []
         for n in ("1", "2"):
