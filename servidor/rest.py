@@ -308,9 +308,9 @@ def recursos_rest(extra: Iterable[Recurso] = ()) -> list[Recurso]:
 
 
 def _servir_openapi(recursos: list[Recurso]) -> Manejador:
-    documento = openapi.describir(
-        PREFIJO, [(ruta, {m: rol for m, (rol, _) in metodos.items()}) for ruta, metodos in recursos]
-    )
+    """The handler of ``/openapi.json``, which describes ``recursos`` and itself."""
+    roles = [(ruta, {m: rol for m, (rol, _) in metodos.items()}) for ruta, metodos in recursos]
+    documento = openapi.describir(PREFIJO, [*roles, ("/openapi.json", {"GET": None})])
 
     async def servir(request: Request) -> Response:
         return RespuestaJSON(documento)

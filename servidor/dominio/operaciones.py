@@ -243,6 +243,8 @@ class Dominio:
     ) -> list[dict[str, Any]]:
         if estado is not None:
             estado = v.estado(estado)
+        if cliente_id is not None:
+            cliente_id = v.identificador(cliente_id, "cliente_id")
         return await self._leer(consultas.pedidos, estado=estado, cliente_id=cliente_id, **_pagina(pagina))
 
     async def obtener_pedido(self, id: str) -> dict[str, Any]:

@@ -47,7 +47,11 @@ async def test_a_reader_may_query_but_not_mutate(http: httpx.AsyncClient, app: S
         r = await http.post("/graphql", json={"query": CREAR}, headers=lectura)
     [fallo] = r.json()["errors"]
     assert r.json()["data"] is None
-    assert fallo["extensions"] == {"codigo": "PROHIBIDO", "detalle": {"rol": "lectura", "necesita": "operador"}}
+    assert fallo["extensions"] == {
+        "codigo": "PROHIBIDO",
+        "code": "FORBIDDEN",
+        "detalle": {"rol": "lectura", "necesita": "operador"},
+    }
 
 
 async def test_an_operator_may_mutate(http: httpx.AsyncClient) -> None:
