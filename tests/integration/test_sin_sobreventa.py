@@ -136,11 +136,13 @@ async def _sembrar(c: Cluster, azar: random.Random) -> tuple[str, str]:
         _, producto = await _json(http, "POST", "/api/productos", json=datos)
     for nodo_id, n in list(unidades.items())[1:]:
         async with c[nodo_id].cliente() as http:
-            await esperar(
-                lambda: _json(http, "GET", f"/api/productos/{producto['id']}"),  # noqa: B023 - awaited at once
-                PLAZO,
-                que=f"product reaches {nodo_id}",
-            )
+
+            async def lo_tiene() -> bool:
+                estado, _ = await _json(http, "GET", f"/api/productos/{producto['id']}")  # noqa: B023 - awaited at once
+                return estado == 200
+
+            # The answer's status, not the answer: a 404 tuple is truthy too.
+            await esperar(lo_tiene, PLAZO, que=f"product reaches {nodo_id}")
             if n:
                 estado, _ = await _json(http, "POST", f"/api/productos/{producto['id']}/stock", json={"cantidad": n})
                 assert estado == 200
