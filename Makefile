@@ -30,6 +30,8 @@ $(STAMP): requirements.txt
 	@touch $@
 
 run: $(STAMP)
+	@echo "Development token (role admin, loopback only): dev-token-change-me"
+	@echo "  curl -H 'authorization: Bearer dev-token-change-me' http://127.0.0.1:5000/api/pedidos"
 	$(PY) -m servidor --all
 
 # pytest exits 5 when it collected no test: a failure here, and said so.

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.comun import ahora
+from tests.credenciales import cabecera as credencial
 
 MAX_CONEXIONES = 256
 # uvicorn closes a keep-alive connection idle for 5 s; reusing one it is about to
@@ -89,6 +90,7 @@ class ClienteHTTP:
         cuerpo = json.dumps(datos, separators=(",", ":")).encode()
         cabecera = (
             f"POST {ruta} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Authorization: {credencial()['authorization']}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(cuerpo)}\r\n\r\n"
         ).encode()
         conexion = await self._tomar()

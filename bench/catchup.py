@@ -52,6 +52,7 @@ from servidor.almacen import modelos as m
 from servidor.almacen.motor import abrir
 from servidor.dominio import Dominio
 from servidor.dominio.ids import nuevo_id
+from tests.credenciales import cabecera
 from tests.procesos import Cluster, ProcesoNodo
 
 CRSQLITE_FILAS_S = 43_000
@@ -163,7 +164,7 @@ async def _alcanzar(n2: ProcesoNodo, objetivo: dict[str, int], plazo: float = 60
     reloj_pared, t0 = time.time(), c.ahora()
     n2.iniciar()
     listo = None
-    async with httpx.AsyncClient(timeout=5.0) as http:
+    async with httpx.AsyncClient(timeout=5.0, headers=cabecera()) as http:
         while True:
             if not n2.vivo:
                 raise RuntimeError(f"nodo2 exited while catching up:\n{n2.cola()}")

@@ -2,8 +2,9 @@
 
 One node, in process (``crear_app`` over httpx's ASGI transport, so the
 figure is the node's work, not the network's), holding ``N`` orders of two
-lines each, every order with its own client and products. The query asks
-for every order with its client and each item's product; it is run 20 times
+lines each, every order with its own client and products. The query asks,
+with an admin token, for one page of every order (at most 1,000) with its
+client and each item's product; it is run 20 times
 after a warm-up. The statements are counted on the read engine for one run;
 they must not depend on ``N`` (the GraphQL loaders batch clients and
 products), so the count is also taken for ``N / 10`` orders, as a reference.
@@ -26,8 +27,9 @@ from sqlalchemy import event
 from bench import comun as c
 from servidor.ajustes import Ajustes, Cluster, Nodo
 from servidor.app import crear_app
+from tests.credenciales import cabecera, tokens
 
-LISTA = "{ pedidos { id total cliente { id nombre } items { cantidad producto { id nombre stock } } } }"
+LISTA = "{ pedidos(limite: 1000) { id total cliente { id nombre } items { cantidad producto { id nombre stock } } } }"
 REPETICIONES = 20
 
 
@@ -59,12 +61,16 @@ async def _consultar(http: httpx.AsyncClient, motor: Any, n: int) -> tuple[int, 
 async def medir(n: int, conservar: bool) -> dict[str, Any]:
     carpeta, limpiar = c.carpeta_temporal(conservar)
     nodo = Nodo(id="nodo1", host="127.0.0.1", port=5000, database=f"sqlite+aiosqlite:///{carpeta}/nodo1.db")
-    cluster = Cluster(name="bench", secret="secreto-de-bench", max_clock_drift_ms=500, nodes=(nodo,), ruta=carpeta)
+    cluster = Cluster(
+        name="bench", secret="secreto-de-bench", max_clock_drift_ms=500, nodes=(nodo,), ruta=carpeta, tokens=tokens()
+    )
     app = crear_app(Ajustes(cluster=cluster, nodo=nodo))
     try:
         async with app.router.lifespan_context(app):
             transporte = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transporte, base_url="http://bench", timeout=120) as http:
+            async with httpx.AsyncClient(
+                transport=transporte, base_url="http://bench", timeout=120, headers=cabecera()
+            ) as http:
                 motor = app.state.almacen.motores.lectura.sync_engine
                 await _poblar(app.state.dominio, 0, n // 10)
                 _, pocas = await _consultar(http, motor, n // 10)

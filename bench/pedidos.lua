@@ -3,6 +3,7 @@
 --   BENCH_MODO      rest | graphql | eco (the bare endpoint: the REST body, echoed)
 --   BENCH_CLIENTES  comma-separated client ids
 --   BENCH_PRODUCTOS comma-separated product ids
+--   BENCH_TOKEN     the bearer token to send
 -- A reply that is not 2xx, or a GraphQL reply with "errors", counts as bad;
 -- done() prints "BENCH malas=N" for the caller to read.
 
@@ -27,6 +28,7 @@ function init(args)
   i = 0
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_TOKEN") or "")
 end
 
 function request()

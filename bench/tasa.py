@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import comun as c
+from servidor.acceso import Rol
+from tests.credenciales import TOKENS
 from tests.procesos import ProcesoNodo, entorno_limpio, esperar, puertos_libres
 
 LUA = Path(__file__).with_name("pedidos.lua")
@@ -56,6 +58,7 @@ async def wrk(url: str, modo: str, ids: tuple[list[str], list[str]], duracion: i
         "BENCH_MODO": modo,
         "BENCH_CLIENTES": ",".join(ids[0]),
         "BENCH_PRODUCTOS": ",".join(ids[1]),
+        "BENCH_TOKEN": TOKENS[Rol.ADMIN],
     }
     antes = _cpu_hijos()
     proceso = await asyncio.create_subprocess_exec(

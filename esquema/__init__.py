@@ -13,7 +13,9 @@ The package, one idea per module:
 - ``errores``: domain errors with their code in ``extensions.codigo``,
   internal errors masked;
 - ``extensiones``: limits and caches, built once and shared by requests;
-- ``vista``: the ASGI app (Strawberry's view with our context).
+- ``permisos``: the role each root field needs (``servidor.acceso``);
+- ``vista``: the ASGI app (Strawberry's view with our context), which
+  identifies the caller over HTTP and on the websocket.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def crear_graphql(limites: Limites | None = None, origenes: Sequence[str] = ()) 
     refuses a cross-origin handshake otherwise); the cluster's node URLs, so
     that the page of one node can move to another (``web/graphql.js``).
     """
-    return VistaGraphQL(crear_esquema(limites), graphql_ide="graphiql", allowed_origins=origenes)
+    limites = limites or Limites()
+    return VistaGraphQL(crear_esquema(limites), limites.suscripciones, origenes)
 
 
 __all__ = ["Limites", "crear_esquema", "crear_graphql"]

@@ -23,6 +23,12 @@ Lifetime of the loaders, and why it matters:
 - A mutation changes rows that the loaders may already hold (a mutation
   that returns an order, then one that renames its client, in the same
   document), so mutations call :meth:`Cargadores.olvidar` after writing.
+
+Who is calling (:attr:`Contexto.identidad`, see ``servidor.acceso``) is known
+when the context is made over HTTP; on a websocket it is set once, from the
+``connection_init`` payload, before any operation runs (``esquema.vista``).
+That is why the context is not frozen: Strawberry hands the payload over by
+setting ``connection_params`` on it.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 from strawberry.extensions import SchemaExtension
 
+from servidor.acceso import Identidad
 from servidor.ajustes import Ajustes
 from servidor.almacen import Almacen, consultas
 from servidor.dominio import Dominio
@@ -82,7 +89,7 @@ class Cargadores:
         self.derechos.clear_all()
 
 
-@dataclass(frozen=True)
+@dataclass
 class Contexto:
     dominio: Dominio
     almacen: Almacen
@@ -93,9 +100,13 @@ class Contexto:
     cargadores: Cargadores
     request: Request | WebSocket
     response: Response | WebSocket | None = None
+    identidad: Identidad | None = None
+    connection_params: dict[str, Any] | None = None  # the websocket's connection_init payload
 
     @classmethod
-    def desde(cls, request: Request | WebSocket, response: Response | WebSocket | None) -> Contexto:
+    def desde(
+        cls, request: Request | WebSocket, response: Response | WebSocket | None, identidad: Identidad | None = None
+    ) -> Contexto:
         """Build the context from what the lifespan put on ``app.state``."""
         estado = request.app.state
         return cls(
@@ -108,6 +119,7 @@ class Contexto:
             cargadores=Cargadores.crear(estado.almacen),
             request=request,
             response=response,
+            identidad=identidad,
         )
 
     @property

@@ -17,6 +17,12 @@ Three kinds of error reach a GraphQL answer:
   :func:`debe_ocultarse`) replaces it with "Unexpected error."; the full
   error is logged at ERROR with its traceback, before masking.
 
+Beside our ``codigo``, every coded error carries the conventional
+``extensions.code`` that generic GraphQL clients and tools read to tell a
+refused request from a failed server: ``BAD_USER_INPUT`` for a domain
+refusal, ``UNAUTHENTICATED`` / ``FORBIDDEN`` for access,
+``GRAPHQL_VALIDATION_FAILED`` for a refused document.
+
 Errors cached by ``ValidationCache`` are shared by every request that sends
 the same document, so they are never changed in place: coding one builds a
 new ``GraphQLError``.
@@ -35,7 +41,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 from strawberry.types.execution import ExecutionResult
 
-from servidor.errores import ErrorPedidos, Validacion
+from servidor.errores import ErrorPedidos, NoAutenticado, Prohibido, Validacion
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +59,20 @@ def debe_ocultarse(error: GraphQLError) -> bool:
     return error.path is not None
 
 
-def _con_codigo(error: GraphQLError, codigo: str, detalle: dict[str, Any] | None = None) -> GraphQLError:
-    extensiones: dict[str, Any] = {**(error.extensions or {}), "codigo": codigo}
+def _clase(dominio: ErrorPedidos | None) -> str:
+    if dominio is None:
+        return "GRAPHQL_VALIDATION_FAILED"
+    if isinstance(dominio, NoAutenticado):
+        return "UNAUTHENTICATED"
+    if isinstance(dominio, Prohibido):
+        return "FORBIDDEN"
+    return "BAD_USER_INPUT"
+
+
+def _con_codigo(
+    error: GraphQLError, codigo: str, detalle: dict[str, Any] | None = None, dominio: ErrorPedidos | None = None
+) -> GraphQLError:
+    extensiones: dict[str, Any] = {**(error.extensions or {}), "codigo": codigo, "code": _clase(dominio)}
     if detalle is not None:
         extensiones["detalle"] = detalle
     return GraphQLError(
@@ -72,7 +90,7 @@ def codificar(error: GraphQLError) -> GraphQLError:
     """The error with ``extensions.codigo`` (and ``detalle``) where it has one."""
     dominio = error_de_dominio(error)
     if dominio is not None:
-        return _con_codigo(error, dominio.codigo, dominio.detalle)
+        return _con_codigo(error, dominio.codigo, dominio.detalle, dominio)
     if error.path is None and not debe_ocultarse(error):
         return _con_codigo(error, Validacion.codigo)
     return error

@@ -87,6 +87,7 @@ class Limites:
     profundidad: int = 10
     tokens: int = 4000
     alias: int = 20
+    suscripciones: int = 10  # operations running at once on one websocket
 
 
 def crear_extensiones(limites: Limites) -> list[Callable[[], SchemaExtension]]:

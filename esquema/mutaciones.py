@@ -22,6 +22,7 @@ from esquema.entradas import (
     ProductoEntrada,
     a_dict,
 )
+from esquema.permisos import Operador
 from esquema.tipos import Cliente, EstadoPedido, Pedido, Producto
 
 Info = strawberry.Info[Contexto, None]
@@ -29,53 +30,58 @@ Info = strawberry.Info[Contexto, None]
 
 @strawberry.type(name="Mutation")
 class Mutacion:
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=[Operador])
     async def crear_cliente(self, info: Info, datos: ClienteEntrada) -> Cliente:
         fila = await info.context.dominio.crear_cliente(a_dict(datos))
         return Cliente.desde(fila)
 
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=[Operador])
     async def actualizar_cliente(self, info: Info, id: strawberry.ID, datos: ClienteCambios) -> Cliente:
         fila = await info.context.dominio.actualizar_cliente(id, a_dict(datos))
         info.context.cargadores.olvidar()
         return Cliente.desde(fila)
 
-    @strawberry.mutation(description="Delete a client; its orders stay. Answers true.")
+    @strawberry.mutation(permission_classes=[Operador], description="Delete a client; its orders stay. Answers true.")
     async def eliminar_cliente(self, info: Info, id: strawberry.ID) -> bool:
         await info.context.dominio.eliminar_cliente(id)
         info.context.cargadores.olvidar()
         return True
 
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=[Operador])
     async def crear_producto(self, info: Info, datos: ProductoEntrada) -> Producto:
         fila = await info.context.dominio.crear_producto(a_dict(datos))
         return Producto.desde(fila)
 
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=[Operador])
     async def actualizar_producto(self, info: Info, id: strawberry.ID, datos: ProductoCambios) -> Producto:
         fila = await info.context.dominio.actualizar_producto(id, a_dict(datos))
         info.context.cargadores.olvidar()
         return Producto.desde(fila)
 
-    @strawberry.mutation(description="Add (positive) or remove (negative) units of a product.")
+    @strawberry.mutation(
+        permission_classes=[Operador], description="Add (positive) or remove (negative) units of a product."
+    )
     async def ajustar_stock(self, info: Info, producto_id: strawberry.ID, cantidad: int) -> Producto:
         fila = await info.context.dominio.ajustar_stock(producto_id, cantidad)
         info.context.cargadores.olvidar()
         return Producto.desde(fila)
 
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=[Operador])
     async def crear_pedido(self, info: Info, datos: PedidoEntrada) -> Pedido:
         fila = await info.context.dominio.crear_pedido(a_dict(datos))
         info.context.cargadores.olvidar()  # stock of its products changed
         return Pedido.desde(fila)
 
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=[Operador])
     async def cambiar_estado_pedido(self, info: Info, id: strawberry.ID, estado: EstadoPedido) -> Pedido:
         fila = await info.context.dominio.cambiar_estado(id, estado.value)
         info.context.cargadores.olvidar()  # a cancelled order returns its units
         return Pedido.desde(fila)
 
-    @strawberry.mutation(description="Delete an order, cancelling it first if it is not final. Answers true.")
+    @strawberry.mutation(
+        permission_classes=[Operador],
+        description="Delete an order, cancelling it first if it is not final. Answers true.",
+    )
     async def eliminar_pedido(self, info: Info, id: strawberry.ID) -> bool:
         await info.context.dominio.eliminar_pedido(id)
         info.context.cargadores.olvidar()

@@ -14,6 +14,7 @@ from enum import Enum
 import strawberry
 
 from esquema.contexto import Contexto
+from esquema.permisos import Lectura
 from esquema.tipos import Par, Pedido, Producto
 
 Info = strawberry.Info[Contexto, None]
@@ -34,14 +35,20 @@ class EventoPedido:
 
 @strawberry.type(name="Subscription")
 class Suscripcion:
-    @strawberry.subscription(description="Every change of an order, once per commit, local or merged from a peer.")
+    @strawberry.subscription(
+        permission_classes=[Lectura],
+        description="Every change of an order, once per commit, local or merged from a peer.",
+    )
     async def pedido_cambiado(self, info: Info) -> AsyncGenerator[EventoPedido, None]:
         async with info.context.difusion.suscribir("pedidos") as suscriptor:
             async for evento in suscriptor:
                 info.context.cargadores.olvidar()
                 yield EventoPedido(tipo=TipoEvento(evento.tipo), pedido=Pedido.desde(evento.datos))
 
-    @strawberry.subscription(description="A product whose stock (or another field) changed; optionally only one.")
+    @strawberry.subscription(
+        permission_classes=[Lectura],
+        description="A product whose stock (or another field) changed; optionally only one.",
+    )
     async def stock_cambiado(
         self, info: Info, producto_id: strawberry.ID | None = None
     ) -> AsyncGenerator[Producto, None]:
@@ -49,7 +56,10 @@ class Suscripcion:
             async for evento in suscriptor:
                 yield Producto.desde(evento.datos)
 
-    @strawberry.subscription(description="Peers' health: now, then whenever a link goes up or down or lag changes.")
+    @strawberry.subscription(
+        permission_classes=[Lectura],
+        description="Peers' health: now, then whenever a link goes up or down or lag changes.",
+    )
     async def nodos_cambiados(self, info: Info) -> AsyncGenerator[list[Par], None]:
         async with info.context.difusion.suscribir("nodos") as suscriptor:
             yield [Par.desde(f) for f in await info.context.pares.salud()]

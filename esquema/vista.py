@@ -1,23 +1,80 @@
-"""The ASGI application at ``/graphql``: Strawberry's view with our context.
+"""The ASGI application at ``/graphql``: Strawberry's view with our context and access rules.
 
 One instance serves both transports: HTTP (queries and mutations by POST,
 queries by GET, GraphiQL on a browser GET that accepts ``text/html``) and
 websocket (``graphql-transport-ws`` and ``graphql-ws``), so the app routes
 the same object for both (see ``servidor.app``). Mutations over GET are
 refused by Strawberry.
+
+Access (``servidor.acceso``):
+
+- HTTP: a request that carries a document needs a valid bearer token; one
+  without is refused with 401 (the REST error shape, from the app's error
+  handlers) before the document is parsed. A GET without a ``query`` (the
+  GraphiQL page) needs none: it runs nothing.
+- Websocket: the ``connection_init`` payload carries
+  ``{"authorization": "Bearer <token>"}`` (browsers cannot set headers on a
+  websocket; an ``Authorization`` header on the handshake is accepted too).
+  Without a valid one the connection is closed with 4403 before it is
+  acknowledged, so no operation ever runs on it.
+- Each root field then checks the role (``esquema.permisos``).
+
+At most ``suscripciones`` operations run at once on one websocket; another
+is refused with an error message, the connection stays up.
 """
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.schema import BaseSchema
+from strawberry.types.unset import UnsetType
 
 from esquema.contexto import Contexto
+from servidor.acceso import Identidad, identificar
+from servidor.errores import NoAutenticado
+
+log = logging.getLogger(__name__)
 
 
 class VistaGraphQL(GraphQL[Contexto, None]):
+    def __init__(self, schema: BaseSchema, suscripciones: int, origenes: Sequence[str] = ()) -> None:
+        super().__init__(
+            schema, graphql_ide="graphiql", allowed_origins=origenes, max_subscriptions_per_connection=suscripciones
+        )
+
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Contexto:
         # Once per HTTP request, but once per *connection* on a websocket: see esquema.contexto.
-        return Contexto.desde(request, response)
+        identidad = None
+        if isinstance(request, Request) and _lleva_documento(request):
+            identidad = _identificar(request, request.headers.get("authorization"))
+        return Contexto.desde(request, response, identidad)
+
+    async def on_ws_connect(self, context: Contexto) -> UnsetType | dict[str, object] | None:
+        parametros = context.connection_params or {}
+        cabecera = parametros.get("authorization")
+        if not isinstance(cabecera, str):
+            cabecera = context.request.headers.get("authorization")
+        try:
+            context.identidad = _identificar(context.request, cabecera)
+        except NoAutenticado as e:
+            log.info("%s: graphql websocket refused: %s", context.nodo_id, e.mensaje)
+            raise ConnectionRejectionError() from None
+        return await super().on_ws_connect(context)
+
+
+def _lleva_documento(request: Request) -> bool:
+    """Whether the request may run something: any POST, a GET with a ``query``."""
+    return request.method != "GET" or "query" in request.query_params
+
+
+def _identificar(request: Request | WebSocket, cabecera: Any) -> Identidad:
+    tokens = request.app.state.ajustes.cluster.tokens
+    return identificar(tokens, cabecera if isinstance(cabecera, str) else None)

@@ -13,18 +13,38 @@ this node's wall clock by that many milliseconds (positive: ahead), as if
 its machine's clock were wrong, so that tests can show that a node slightly
 ahead still converges and one far ahead is refused (``max_clock_drift_ms``).
 It has no settings-file counterpart on purpose.
+
+Client tokens are ``[[tokens]]`` tables (see ``servidor.acceso``)::
+
+    [[tokens]]
+    nombre = "tienda"                  # for the logs
+    rol = "operador"                   # lectura | operador | admin
+    sha256 = "9f86d0…"                 # hex SHA-256 of the token (or: token = "…", in plain)
+
+A node whose host is not a loopback address refuses to start while the
+cluster secret or a token is the development one shipped in
+``settings.toml``: those are public.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from servidor.acceso import Rol, Token, resumen
+
 RUTA_POR_DEFECTO = "settings.toml"
+# The development secret and token of the shipped settings.toml: public, so loopback only.
+SECRETO_DESARROLLO = "dev-secret-change-me"
+TOKEN_DESARROLLO = "dev-token-change-me"
+MIN_TOKEN = 16
+_HEX_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 class ErrorAjustes(Exception):
@@ -55,6 +75,8 @@ class Cluster:
     ruta: Path
     # How long an order may wait for peers to transfer rights to stock before it is refused.
     rights_wait_ms: int = 300
+    # Client tokens; none means no client can call the API (only ping and the page).
+    tokens: tuple[Token, ...] = ()
 
     def nodo(self, nodo_id: str) -> Nodo:
         for nodo in self.nodes:
@@ -106,6 +128,7 @@ def cargar(
     if not elegido:
         raise ErrorAjustes("no node chosen: pass --node ID or set PEDIDOS_NODE")
     nodo = cluster.nodo(elegido)
+    comprobar_exposicion(cluster, nodo)
     url = entorno.get("PEDIDOS_DATABASE_URL")
     if url:
         nodo = replace(nodo, database=_resolver_url(url, cluster.ruta.parent))
@@ -120,6 +143,28 @@ def _desfase(entorno: Mapping[str, str]) -> int:
         return int(texto)
     except ValueError:
         raise ErrorAjustes(f"PEDIDOS_CLOCK_OFFSET_MS must be an integer of milliseconds, not {texto!r}") from None
+
+
+def es_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve to anything
+
+
+def comprobar_exposicion(cluster: Cluster, nodo: Nodo) -> None:
+    """Refuse a node on a non-loopback address that still uses the development secret or token."""
+    if es_loopback(nodo.host):
+        return
+    donde = f"{cluster.ruta}: node {nodo.id} listens on {nodo.host}, not loopback"
+    if cluster.secret == SECRETO_DESARROLLO:
+        raise ErrorAjustes(f"{donde}, and the cluster secret is the development one: set PEDIDOS_SECRET")
+    desarrollo = resumen(TOKEN_DESARROLLO)
+    for token in cluster.tokens:
+        if token.sha256 == desarrollo:
+            raise ErrorAjustes(f"{donde}, and token {token.nombre!r} is the development one: replace it")
 
 
 def _cluster_desde(datos: dict[str, Any], ruta: Path, entorno: Mapping[str, str]) -> Cluster:
@@ -161,6 +206,7 @@ def _cluster_desde(datos: dict[str, Any], ruta: Path, entorno: Mapping[str, str]
         )
     _sin_repetidos([n.id for n in nodos], "node id", ruta)
     _sin_repetidos([(n.host, n.port) for n in nodos], "host and port", ruta)
+    tokens = _tokens(datos.get("tokens", []), ruta)
     return Cluster(
         name=nombre,
         secret=secreto,
@@ -168,7 +214,38 @@ def _cluster_desde(datos: dict[str, Any], ruta: Path, entorno: Mapping[str, str]
         nodes=tuple(nodos),
         ruta=ruta,
         rights_wait_ms=espera,
+        tokens=tokens,
     )
+
+
+def _tokens(lista: Any, ruta: Path) -> tuple[Token, ...]:
+    if not isinstance(lista, list):
+        raise ErrorAjustes(f"{ruta}: tokens must be [[tokens]] tables")
+    tokens: list[Token] = []
+    for i, entrada in enumerate(lista, start=1):
+        donde = f"[[tokens]] #{i}"
+        if not isinstance(entrada, dict):
+            raise ErrorAjustes(f"{ruta}: {donde} is not a table")
+        nombre = _texto(entrada, "nombre", ruta, donde)
+        try:
+            rol = Rol.desde(_texto(entrada, "rol", ruta, donde))
+        except ValueError as e:
+            raise ErrorAjustes(f"{ruta}: {donde} ({nombre}) {e}") from None
+        plano, hash_ = entrada.get("token"), entrada.get("sha256")
+        if (plano is None) == (hash_ is None):
+            raise ErrorAjustes(f"{ruta}: {donde} ({nombre}) needs exactly one of 'token' and 'sha256'")
+        if plano is not None:
+            if not isinstance(plano, str) or len(plano) < MIN_TOKEN or plano != plano.strip() or " " in plano:
+                raise ErrorAjustes(f"{ruta}: {donde} ({nombre}) token must be {MIN_TOKEN}+ characters, no spaces")
+            tokens.append(Token.desde_texto(nombre, plano, rol))
+        else:
+            if not isinstance(hash_, str) or not _HEX_SHA256.match(hash_):
+                raise ErrorAjustes(f"{ruta}: {donde} ({nombre}) sha256 must be 64 hex digits")
+            tokens.append(Token(nombre, bytes.fromhex(hash_), rol))
+    _sin_repetidos([t.nombre for t in tokens], "token nombre", ruta)
+    if len({t.sha256 for t in tokens}) < len(tokens):
+        raise ErrorAjustes(f"{ruta}: two [[tokens]] have the same token")
+    return tuple(tokens)
 
 
 def _texto(tabla: dict[str, Any], clave: str, ruta: Path, donde: str) -> str:

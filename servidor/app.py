@@ -27,7 +27,7 @@ from servidor.almacen import Almacen
 from servidor.dominio import Dominio
 from servidor.dominio.derechos import Reparto
 from servidor.eventos import Difusion
-from servidor.limites import LimiteCuerpo
+from servidor.limites import LimiteCuerpo, LimiteMensajesWS
 from sync.pares import GestorPares
 from sync.reloj import reloj_desplazado
 
@@ -36,6 +36,14 @@ RUTA_WEB = Path(__file__).resolve().parent.parent / "web"
 
 
 async def _sync(ws: WebSocket) -> None:
+    # Peers are programs, which send no Origin; a page that tries to open the
+    # peer link (from any site a browser visits) is refused before the handshake.
+    if "origin" in ws.headers:
+        log.warning(
+            "%s: refused /sync from a browser page (Origin %s)", ws.app.state.ajustes.nodo.id, ws.headers["origin"]
+        )
+        await ws.close(code=1008)
+        return
     await ws.app.state.pares.servir(ws)
 
 
@@ -98,6 +106,6 @@ def crear_app(ajustes: Ajustes) -> Starlette:
     return Starlette(
         routes=rutas,
         lifespan=vida,
-        middleware=[_cors(ajustes), Middleware(LimiteCuerpo)],
+        middleware=[_cors(ajustes), Middleware(LimiteCuerpo), Middleware(LimiteMensajesWS)],
         exception_handlers=rest.manejadores(),
     )

@@ -40,12 +40,15 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import NoReturn
 
-from servidor.ajustes import Ajustes, Cluster, ErrorAjustes, cargar, cargar_cluster, ruta_config
+from servidor.ajustes import Ajustes, Cluster, ErrorAjustes, cargar, cargar_cluster, comprobar_exposicion, ruta_config
 
 log = logging.getLogger(__name__)
 
 # Grace uvicorn gives open connections after SIGTERM/SIGINT before cancelling them.
 PARADA_ORDENADA_S = 5
+# The largest websocket message the server reads at all: a peer's largest message, and some slack.
+# (uvicorn's default is 16 MiB; a client could make the node buffer that much per frame.)
+MAX_MENSAJE_WS = 5 * 1024 * 1024
 # What the supervisor allows a child after SIGTERM (uvicorn's grace plus the
 # lifespan's shutdown) before it sends SIGKILL.
 PLAZO_HIJOS_S = 15.0
@@ -91,7 +94,10 @@ def preparar(argv: Sequence[str] | None, entorno: Mapping[str, str]) -> Ajustes 
     if args.all:
         if entorno.get("PEDIDOS_DATABASE_URL"):
             raise ErrorUso("--all cannot use PEDIDOS_DATABASE_URL: one database cannot serve several nodes")
-        return cargar_cluster(ruta_config(args.config, entorno), entorno)
+        cluster = cargar_cluster(ruta_config(args.config, entorno), entorno)
+        for nodo in cluster.nodes:
+            comprobar_exposicion(cluster, nodo)
+        return cluster
     if not (args.node or entorno.get("PEDIDOS_NODE")):
         raise ErrorUso("choose a node with --node ID (or PEDIDOS_NODE), or run every node with --all")
     return cargar(args.config, args.node, entorno)
@@ -122,6 +128,7 @@ def ejecutar_nodo(ajustes: Ajustes) -> int:
         host=nodo.host,
         port=nodo.port,
         timeout_graceful_shutdown=PARADA_ORDENADA_S,
+        ws_max_size=MAX_MENSAJE_WS,
         log_config=None,
         lifespan="on",
     )

@@ -4,6 +4,8 @@ The hierarchy::
 
     ErrorPedidos                    any expected failure (code, message, detail)
     ├── EntradaInvalida       400   JSON_INVALIDO: the body is not JSON
+    ├── NoAutenticado         401   NO_AUTENTICADO: no bearer token, or not one of ours
+    ├── Prohibido             403   PROHIBIDO: the token's role may not do this
     ├── NoEncontrado          404   NO_ENCONTRADO: unknown or deleted id
     ├── Validacion            422   VALIDACION: wrong type, missing or bad field
     ├── Conflicto             409   (abstract) the request is valid but the state refuses it
@@ -11,6 +13,9 @@ The hierarchy::
     │   └── TransicionInvalida      TRANSICION_INVALIDA
     ├── CuerpoDemasiadoGrande 413   CUERPO_DEMASIADO_GRANDE
     └── SuscriptorLento       429   SUSCRIPTOR_LENTO: a subscriber fell too far behind
+
+Authentication is checked before anything else, and the role before any
+lookup, so a 401 or 403 never says whether an id exists.
 
 Every one of them is *definite*: the request changed nothing. REST answers
 ``{"error": {"codigo", "mensaje", "detalle"}}`` with the status above;
@@ -26,6 +31,7 @@ from typing import Any
 class ErrorPedidos(Exception):
     codigo = "ERROR"
     estado_http = 400
+    cabeceras: tuple[tuple[str, str], ...] = ()  # headers of the HTTP answer
 
     def __init__(self, mensaje: str, detalle: dict[str, Any] | None = None) -> None:
         super().__init__(mensaje)
@@ -39,6 +45,18 @@ class ErrorPedidos(Exception):
 class EntradaInvalida(ErrorPedidos):
     codigo = "JSON_INVALIDO"
     estado_http = 400
+
+
+class NoAutenticado(ErrorPedidos):
+    codigo = "NO_AUTENTICADO"
+    estado_http = 401
+    # RFC 6750: the scheme a client must use, and that the token it sent (if any) is not valid.
+    cabeceras = (("WWW-Authenticate", 'Bearer realm="pedidos"'),)
+
+
+class Prohibido(ErrorPedidos):
+    codigo = "PROHIBIDO"
+    estado_http = 403
 
 
 class NoEncontrado(ErrorPedidos):

@@ -8,8 +8,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from servidor.acceso import Rol
 from servidor.almacen import consultas
-from servidor.rest import Manejador, RespuestaJSON
+from servidor.rest import Recurso, RespuestaJSON
 
 
 async def salud_nodos(request: Request) -> Response:
@@ -40,10 +41,11 @@ async def digest(request: Request) -> Response:
     return RespuestaJSON({"nodo": almacen.nodo_id, "digest": valor, "vector": vector})
 
 
-def rutas() -> list[tuple[str, dict[str, Manejador]]]:
+def rutas() -> list[Recurso]:
+    """Peers' health is for any reader (the page learns where to fail over from it); replication, admin only."""
     return [
-        ("/health/nodos", {"GET": salud_nodos}),
-        ("/replicacion/logs/pendientes", {"GET": logs_pendientes}),
-        ("/replicacion/replicar", {"POST": replicar}),
-        ("/replicacion/digest", {"GET": digest}),
+        ("/health/nodos", {"GET": (Rol.LECTURA, salud_nodos)}),
+        ("/replicacion/logs/pendientes", {"GET": (Rol.ADMIN, logs_pendientes)}),
+        ("/replicacion/replicar", {"POST": (Rol.ADMIN, replicar)}),
+        ("/replicacion/digest", {"GET": (Rol.ADMIN, digest)}),
     ]

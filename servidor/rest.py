@@ -6,7 +6,8 @@ Failures are raised, never answered here: :func:`manejadores` turns them into
 ``{"error": {"codigo", "mensaje", "detalle"}}`` with the status of the error
 class, the same codes GraphQL exposes.
 
-The routes::
+The routes (the role each needs is in :func:`rutas`; ``servidor.acceso``
+says what a role may do, ``servidor.openapi`` describes them all)::
 
     POST   /api/clientes                  201 cliente       GET  /api/clientes           [cliente]
     GET    /api/clientes/{id}             cliente           PUT  /api/clientes/{id}      cliente
@@ -20,6 +21,12 @@ The routes::
     GET    /api/conflictos                [conflicto]
     GET    /api/health                    node, database, clock; 503 when the database does not answer
     GET    /api/health/ping               {"pong": true, "nodo": id}
+    GET    /api/openapi.json              the OpenAPI description of these routes
+
+Lists are pages: ``?limite=`` (1-500, default 100) items after skipping
+``?desde=`` (default 0), in a stable order (oldest first). When a page is
+full, a ``Link: <...>; rel="next"`` header names the next one; a short page
+is the last.
 
 Bodies are passed to the domain as decoded, whatever their JSON type, so
 that "must be a JSON object" is said in one place. Money renders as a
@@ -42,14 +49,19 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ExceptionHandler
 
+from servidor import openapi
+from servidor.acceso import Rol, exigir, identificar
 from servidor.almacen import salud
 from servidor.dominio import Dominio
 from servidor.dominio import validacion as v
-from servidor.errores import EntradaInvalida, ErrorPedidos
+from servidor.errores import EntradaInvalida, ErrorPedidos, Validacion
 
 log = logging.getLogger(__name__)
 Manejador = Callable[[Request], Awaitable[Response]]
-Recurso = tuple[str, dict[str, Manejador]]
+# Per method, the role it needs (None: open to anyone) and its handler.
+Metodos = dict[str, tuple[Rol | None, Manejador]]
+Recurso = tuple[str, Metodos]
+LECTURA, OPERADOR, ADMIN = Rol.LECTURA, Rol.OPERADOR, Rol.ADMIN
 
 PREFIJO = "/api"
 # A health probe that hangs is worse than one that says "degradado".
@@ -106,6 +118,29 @@ def _vacio() -> Response:
     return Response(status_code=204)
 
 
+def _pagina(request: Request) -> v.Pagina:
+    """``?limite=&desde=``, checked by the domain's rules; anything else in the query is refused."""
+    valores: dict[str, Any] = {}
+    for campo in ("limite", "desde"):
+        texto = request.query_params.get(campo)
+        if texto is None:
+            continue
+        try:
+            valores[campo] = int(texto)
+        except ValueError:
+            raise Validacion(f"{campo!r} must be an integer", {"campo": campo}) from None
+    return v.pagina(**valores)
+
+
+def _lista(request: Request, filas: list[Any], pagina: v.Pagina) -> Response:
+    """A page of a list; when it is full, ``Link`` names the next one."""
+    cabeceras = {}
+    if len(filas) == pagina.limite:
+        siguiente = request.url.include_query_params(limite=pagina.limite, desde=pagina.siguiente.desde)
+        cabeceras["Link"] = f'<{siguiente.path}?{siguiente.query}>; rel="next"'
+    return RespuestaJSON(filas, headers=cabeceras)
+
+
 # --- clientes ------------------------------------------------------------------
 
 
@@ -114,7 +149,8 @@ async def crear_cliente(request: Request) -> Response:
 
 
 async def listar_clientes(request: Request) -> Response:
-    return RespuestaJSON(await _dominio(request).listar_clientes())
+    pagina = _pagina(request)
+    return _lista(request, await _dominio(request).listar_clientes(pagina), pagina)
 
 
 async def obtener_cliente(request: Request) -> Response:
@@ -139,7 +175,8 @@ async def crear_producto(request: Request) -> Response:
 
 
 async def listar_productos(request: Request) -> Response:
-    return RespuestaJSON(await _dominio(request).listar_productos())
+    pagina = _pagina(request)
+    return _lista(request, await _dominio(request).listar_productos(pagina), pagina)
 
 
 async def obtener_producto(request: Request) -> Response:
@@ -164,8 +201,11 @@ async def crear_pedido(request: Request) -> Response:
 
 
 async def listar_pedidos(request: Request) -> Response:
-    q = request.query_params
-    return RespuestaJSON(await _dominio(request).listar_pedidos(estado=q.get("estado"), cliente_id=q.get("cliente_id")))
+    q, pagina = request.query_params, _pagina(request)
+    filas = await _dominio(request).listar_pedidos(
+        estado=q.get("estado"), cliente_id=q.get("cliente_id"), pagina=pagina
+    )
+    return _lista(request, filas, pagina)
 
 
 async def obtener_pedido(request: Request) -> Response:
@@ -183,7 +223,8 @@ async def eliminar_pedido(request: Request) -> Response:
 
 
 async def listar_conflictos(request: Request) -> Response:
-    return RespuestaJSON(await _dominio(request).conflictos())
+    pagina = _pagina(request)
+    return _lista(request, await _dominio(request).conflictos(pagina), pagina)
 
 
 # --- health --------------------------------------------------------------------
@@ -229,34 +270,67 @@ def rutas(extra: Iterable[Recurso] = ()) -> list[BaseRoute]:
     route added to the app *after* these, under ``/api/``, would never be
     reached: pass it here as ``(path below /api, {method: handler})``.
     """
-    recursos: list[Recurso] = [
-        ("/clientes", {"GET": listar_clientes, "POST": crear_cliente}),
-        ("/clientes/{id}", {"GET": obtener_cliente, "PUT": actualizar_cliente, "DELETE": eliminar_cliente}),
-        ("/productos", {"GET": listar_productos, "POST": crear_producto}),
-        ("/productos/{id}", {"GET": obtener_producto, "PUT": actualizar_producto}),
-        ("/productos/{id}/stock", {"POST": ajustar_stock}),
-        ("/pedidos", {"GET": listar_pedidos, "POST": crear_pedido}),
-        ("/pedidos/{id}", {"GET": obtener_pedido, "DELETE": eliminar_pedido}),
-        ("/pedidos/{id}/estado", {"PUT": cambiar_estado}),
-        ("/conflictos", {"GET": listar_conflictos}),
-        ("/health", {"GET": salud_nodo}),
-        ("/health/ping", {"GET": ping}),
-        *extra,
-    ]
-    repetidas = sorted({r for r, _ in recursos if [x for x, _ in recursos].count(r) > 1})
-    if repetidas:
-        raise ValueError(f"REST paths declared twice: {', '.join(repetidas)}")
+    recursos = recursos_rest(extra)
     return [
         Route(PREFIJO, sin_ruta, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
         Mount(PREFIJO, routes=[_recurso(ruta, metodos) for ruta, metodos in recursos]),
     ]
 
 
-def _recurso(ruta: str, metodos: dict[str, Manejador]) -> Route:
-    """One route per path, so that a 405 names every method the path allows (``Allow``)."""
+def recursos_rest(extra: Iterable[Recurso] = ()) -> list[Recurso]:
+    """Every REST resource: its path below ``/api`` and, per method, the role it needs."""
+    recursos: list[Recurso] = [
+        ("/clientes", {"GET": (LECTURA, listar_clientes), "POST": (OPERADOR, crear_cliente)}),
+        (
+            "/clientes/{id}",
+            {
+                "GET": (LECTURA, obtener_cliente),
+                "PUT": (OPERADOR, actualizar_cliente),
+                "DELETE": (OPERADOR, eliminar_cliente),
+            },
+        ),
+        ("/productos", {"GET": (LECTURA, listar_productos), "POST": (OPERADOR, crear_producto)}),
+        ("/productos/{id}", {"GET": (LECTURA, obtener_producto), "PUT": (OPERADOR, actualizar_producto)}),
+        ("/productos/{id}/stock", {"POST": (OPERADOR, ajustar_stock)}),
+        ("/pedidos", {"GET": (LECTURA, listar_pedidos), "POST": (OPERADOR, crear_pedido)}),
+        ("/pedidos/{id}", {"GET": (LECTURA, obtener_pedido), "DELETE": (OPERADOR, eliminar_pedido)}),
+        ("/pedidos/{id}/estado", {"PUT": (OPERADOR, cambiar_estado)}),
+        ("/conflictos", {"GET": (LECTURA, listar_conflictos)}),
+        ("/health", {"GET": (LECTURA, salud_nodo)}),
+        ("/health/ping", {"GET": (None, ping)}),
+        *extra,
+    ]
+    recursos.append(("/openapi.json", {"GET": (None, _servir_openapi(recursos))}))
+    repetidas = sorted({r for r, _ in recursos if [x for x, _ in recursos].count(r) > 1})
+    if repetidas:
+        raise ValueError(f"REST paths declared twice: {', '.join(repetidas)}")
+    return recursos
+
+
+def _servir_openapi(recursos: list[Recurso]) -> Manejador:
+    """The handler of ``/openapi.json``, which describes ``recursos`` and itself."""
+    roles = [(ruta, {m: rol for m, (rol, _) in metodos.items()}) for ruta, metodos in recursos]
+    documento = openapi.describir(PREFIJO, [*roles, ("/openapi.json", {"GET": None})])
+
+    async def servir(request: Request) -> Response:
+        return RespuestaJSON(documento)
+
+    return servir
+
+
+def _recurso(ruta: str, metodos: Metodos) -> Route:
+    """One route per path, so that a 405 names every method the path allows (``Allow``).
+
+    The caller's token is checked before the handler runs, so a refused
+    request reads nothing and learns nothing of the ids it names.
+    """
 
     async def despachar(request: Request) -> Response:
-        return await metodos["GET" if request.method == "HEAD" else request.method](request)
+        rol, manejador = metodos["GET" if request.method == "HEAD" else request.method]
+        if rol is not None:
+            tokens = request.app.state.ajustes.cluster.tokens
+            exigir(identificar(tokens, request.headers.get("authorization")), rol)
+        return await manejador(request)
 
     return Route(ruta, despachar, methods=list(metodos))
 
@@ -281,7 +355,7 @@ def _error(codigo: str, mensaje: str, detalle: dict[str, Any], status_code: int,
 async def _error_pedidos(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ErrorPedidos)
     log.info("%s: %s %s -> %d %s", _nodo(request), request.method, request.url.path, exc.estado_http, exc.codigo)
-    return RespuestaJSON(exc.como_json(), status_code=exc.estado_http)
+    return RespuestaJSON(exc.como_json(), status_code=exc.estado_http, headers=dict(exc.cabeceras))
 
 
 async def _error_http(request: Request, exc: Exception) -> Response:

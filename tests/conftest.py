@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from servidor.ajustes import Ajustes, Cluster, Nodo
 from servidor.almacen import Almacen
 from servidor.dominio import Dominio
+from tests import credenciales
 from tests.bd import BACKENDS, base_nueva
 
 
@@ -23,6 +24,7 @@ def ajustes_de_prueba(url: str, nodo_id: str = "nodo1", port: int = 5000) -> Aju
         max_clock_drift_ms=500,
         nodes=(nodo,),
         ruta=Path("settings.toml"),
+        tokens=credenciales.tokens(),
     )
     return Ajustes(cluster=cluster, nodo=nodo)
 
@@ -58,6 +60,7 @@ async def app(url_bd: str) -> AsyncIterator[Starlette]:
 
 @pytest.fixture
 async def http(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app in this process, sending the admin token (tests of roles send others)."""
     transporte = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transporte, base_url="http://test") as cliente:
-        yield cliente
+    async with httpx.AsyncClient(transport=transporte, base_url="http://test", headers=credenciales.cabecera()) as c:
+        yield c

@@ -43,6 +43,7 @@ from typing import IO, Any, Protocol
 import httpx
 import pytest
 
+from tests import credenciales
 from tests.bd import base_mysql_nueva
 
 RAIZ = Path(__file__).resolve().parent.parent
@@ -127,6 +128,7 @@ def escribir_settings(
         lineas.append(f"database = {q(database)}")
         if via and via.get(nodo_id):
             lineas.append("via = { " + ", ".join(f"{q(k)} = {q(v)}" for k, v in via[nodo_id].items()) + " }")
+    lineas += credenciales.en_toml()
     ruta.parent.mkdir(parents=True, exist_ok=True)
     ruta.write_text("\n".join(lineas) + "\n", encoding="utf-8")
     return ruta
@@ -163,7 +165,9 @@ class ProcesoNodo:
         return self.proceso.pid
 
     def cliente(self, **kw: Any) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=kw.pop("timeout", 10.0), **kw)
+        """An HTTP client of this node, sending the admin token unless ``headers`` say otherwise."""
+        cabeceras = {**credenciales.cabecera(), **kw.pop("headers", {})}
+        return httpx.AsyncClient(base_url=self.url, timeout=kw.pop("timeout", 10.0), headers=cabeceras, **kw)
 
     def iniciar(self) -> None:
         """Start the process, without waiting for it to answer."""

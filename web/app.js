@@ -4,7 +4,7 @@
 // reloads, reconnections and moving to another node. A view reloads its data when it is shown,
 // after the page (re)connects to a node, and when a subscription event concerns it.
 
-import { Conexion } from "./graphql.js";
+import { CLAVE_TOKEN, Conexion } from "./graphql.js";
 import { describirError } from "./vistas/comun.js";
 import * as clientes from "./vistas/clientes.js";
 import * as conflictos from "./vistas/conflictos.js";
@@ -149,6 +149,15 @@ for (const s of SUSCRIPCIONES) {
 }
 
 document.getElementById("recargar").addEventListener("click", () => recargar());
+
+// The access token: kept in this origin's localStorage; a new one takes effect by loading the page again.
+const acceso = document.getElementById("acceso");
+acceso.elements.token.value = conexion.token;
+acceso.addEventListener("submit", (evento) => {
+  evento.preventDefault();
+  localStorage.setItem(CLAVE_TOKEN, acceso.elements.token.value.trim());
+  location.reload();
+});
 conexion.addEventListener("estado", pintarEstado);
 conexion.addEventListener("recargar", () => {
   pintarEstado();
@@ -159,4 +168,5 @@ mostrar();
 conexion.iniciar().catch((e) => {
   lineaConexion.textContent = describirError(e);
   lineaConexion.className = "sin-conexion";
+  if (e.codigo === "NO_AUTENTICADO") acceso.elements.token.focus();
 });

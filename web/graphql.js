@@ -10,8 +10,14 @@
 // Events (EventTarget): "estado" whenever the line describing the link changes (texto());
 // "recargar" when views must reload because events may have been missed: after (re)connecting,
 // and after the node ended a subscription (it drops one that falls behind) and it was renewed.
+//
+// Every call carries the page's access token (kept in localStorage under CLAVE_TOKEN, typed in the
+// page's header): "Authorization: Bearer <token>" on HTTP, the same text as `authorization` in the
+// websocket's connection_init payload. Only the ping that finds a live node goes without it.
 
 import { ClienteWS } from "./ws.js";
+
+export const CLAVE_TOKEN = "pedidos.token";
 
 const PLAZO_CONSULTA_MS = 8000;
 const PLAZO_PING_MS = 1500;
@@ -37,8 +43,9 @@ const esperar = (ms) => new Promise((r) => setTimeout(r, ms));
 const aWebsocket = (url) => url.replace(/^http/, "ws") + "/graphql";
 
 export class Conexion extends EventTarget {
-  constructor(origen = location.origin) {
+  constructor(origen = location.origin, token = localStorage.getItem(CLAVE_TOKEN) ?? "") {
     super();
+    this.token = token;
     this.nodos = new Map([[origen, null]]); // url -> id (null until known), in the order learnt
     this.url = origen;
     this.id = null;
@@ -95,12 +102,21 @@ export class Conexion extends EventTarget {
     }
   }
 
+  /** Headers that say who is calling, for fetch. */
+  autorizacion() {
+    return this.token ? { authorization: `Bearer ${this.token}` } : {};
+  }
+
   /** A REST call on the current node (e.g. POST /api/replicacion/replicar). */
   async rest(metodo, ruta, plazoMs = PLAZO_CONSULTA_MS) {
     const url = this.url;
     let respuesta;
     try {
-      respuesta = await fetch(url + ruta, { method: metodo, signal: AbortSignal.timeout(plazoMs) });
+      respuesta = await fetch(url + ruta, {
+        method: metodo,
+        headers: this.autorizacion(),
+        signal: AbortSignal.timeout(plazoMs),
+      });
     } catch {
       await this.fallo(url);
       throw new ErrorServidor(`${this.caido ?? url} no respondió; vuelva a intentarlo en ${this.id}.`, "SIN_RESPUESTA");
@@ -135,7 +151,7 @@ export class Conexion extends EventTarget {
     try {
       respuesta = await fetch(url + "/graphql", {
         method: "POST",
-        headers: { "content-type": "application/json", accept: "application/json" },
+        headers: { "content-type": "application/json", accept: "application/json", ...this.autorizacion() },
         body: JSON.stringify({ query, variables }),
         signal: AbortSignal.timeout(PLAZO_CONSULTA_MS),
       });
@@ -151,7 +167,7 @@ export class Conexion extends EventTarget {
   /** Connect to the node at `url`; `caido` names the node left behind, if any, for texto(). */
   async conectarA(url, caido = this.caido) {
     const [nodo, ofrecidas] = await this.quien(url);
-    const ws = new ClienteWS(aWebsocket(url), () => this.wsCerrado(ws));
+    const ws = new ClienteWS(aWebsocket(url), () => this.wsCerrado(ws), this.autorizacion());
     try {
       await ws.conectar();
     } catch (e) {

@@ -2,7 +2,8 @@
 //
 // The protocol, as this client uses it:
 //   1. open a websocket with subprotocol "graphql-transport-ws";
-//   2. send {type: "connection_init"}, wait for {type: "connection_ack"};
+//   2. send {type: "connection_init", payload: {authorization: "Bearer …"}}, wait for
+//      {type: "connection_ack"} (the node closes with 4403 instead when the token is not valid);
 //   3. per subscription send {id, type: "subscribe", payload: {query, variables}}; the server
 //      answers {id, type: "next", payload: {data, errors}} per event, then {id, type: "complete"},
 //      or {id, type: "error", payload: [GraphQLError...]} when it refuses the document;
@@ -14,10 +15,14 @@
 const PLAZO_ACK_MS = 3000;
 
 export class ClienteWS {
-  /** @param {string} url ws://host:port/graphql  @param {(evento: CloseEvent) => void} alCerrar */
-  constructor(url, alCerrar) {
+  /**
+   * @param {string} url ws://host:port/graphql  @param {(evento: CloseEvent) => void} alCerrar
+   * @param {object} parametros the connection_init payload: {authorization: "Bearer …"}
+   */
+  constructor(url, alCerrar, parametros = {}) {
     this.url = url;
     this.alCerrar = alCerrar;
+    this.parametros = parametros;
     this.manejadores = new Map(); // id -> {siguiente, error, completo}
     this.socket = null;
     this.cerradoPorNosotros = false;
@@ -30,7 +35,7 @@ export class ClienteWS {
       const socket = new WebSocket(this.url, "graphql-transport-ws");
       this.socket = socket;
       const plazo = setTimeout(() => socket.close(), PLAZO_ACK_MS);
-      socket.onopen = () => this.enviar({ type: "connection_init", payload: {} });
+      socket.onopen = () => this.enviar({ type: "connection_init", payload: this.parametros });
       socket.onmessage = (m) => {
         const mensaje = JSON.parse(m.data);
         if (mensaje.type === "connection_ack") {

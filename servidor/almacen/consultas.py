@@ -6,6 +6,10 @@ the GraphQL loaders, so that a list of orders with their clients and items
 costs a fixed number of statements. Each reader is plain code on a
 ``Connection``, run through ``Almacen.leer`` (or inside a write, on
 ``tx.conn``).
+
+List readers take an optional page (``limite`` rows after skipping
+``desde``, in the list's order); without ``limite`` they read everything,
+which only internal callers do: the APIs always ask for a page.
 """
 
 from __future__ import annotations
@@ -59,9 +63,13 @@ def _por_ids(
     return encontrados
 
 
-def clientes(conn: Connection) -> list[dict[str, Any]]:
+def _pagina(consulta: Any, limite: int | None, desde: int) -> Any:
+    return consulta if limite is None else consulta.limit(limite).offset(desde)
+
+
+def clientes(conn: Connection, limite: int | None = None, desde: int = 0) -> list[dict[str, Any]]:
     t = m.clientes
-    filas = conn.execute(select(t).where(_visibles(t)).order_by(t.c.creado_en, t.c.id))
+    filas = conn.execute(_pagina(select(t).where(_visibles(t)).order_by(t.c.creado_en, t.c.id), limite, desde))
     return [_fila(f, CAMPOS_CLIENTE) for f in filas]
 
 
@@ -73,11 +81,11 @@ def cliente(conn: Connection, id: str) -> dict[str, Any] | None:
     return (clientes_por_ids(conn, [id])).get(id)
 
 
-def productos(conn: Connection) -> list[dict[str, Any]]:
+def productos(conn: Connection, limite: int | None = None, desde: int = 0) -> list[dict[str, Any]]:
     t = m.productos
-    filas = conn.execute(select(t).where(_visibles(t)).order_by(t.c.creado_en, t.c.id))
+    filas = conn.execute(_pagina(select(t).where(_visibles(t)).order_by(t.c.creado_en, t.c.id), limite, desde))
     lista = [_fila(f, CAMPOS_PRODUCTO) for f in filas]
-    return _con_derechos(conn, lista, todos=True)
+    return _con_derechos(conn, lista, todos=limite is None)
 
 
 def productos_por_ids(conn: Connection, ids: Sequence[str], con_derechos: bool = True) -> dict[str, dict[str, Any]]:
@@ -160,7 +168,12 @@ def items_por_pedidos(conn: Connection, ids: Sequence[str]) -> dict[str, list[di
 
 
 def pedidos(
-    conn: Connection, estado: str | None = None, cliente_id: str | None = None, con_items: bool = True
+    conn: Connection,
+    estado: str | None = None,
+    cliente_id: str | None = None,
+    con_items: bool = True,
+    limite: int | None = None,
+    desde: int = 0,
 ) -> list[dict[str, Any]]:
     t = m.pedidos
     consulta = select(t).where(_visibles(t))
@@ -168,7 +181,8 @@ def pedidos(
         consulta = consulta.where(t.c.estado == estado)
     if cliente_id is not None:
         consulta = consulta.where(t.c.cliente_id == cliente_id)
-    lista = [_fila(f, CAMPOS_PEDIDO) for f in conn.execute(consulta.order_by(t.c.creado_en, t.c.id))]
+    consulta = _pagina(consulta.order_by(t.c.creado_en, t.c.id), limite, desde)
+    lista = [_fila(f, CAMPOS_PEDIDO) for f in conn.execute(consulta)]
     if con_items and lista:
         items = _items_de_todos(conn, consulta)
         for p in lista:
@@ -178,7 +192,9 @@ def pedidos(
 
 def _items_de_todos(conn: Connection, consulta: Any) -> dict[str, list[dict[str, Any]]]:
     """Items of every order a list selected, in one statement."""
-    ids = consulta.with_only_columns(m.pedidos.c.id).scalar_subquery()
+    # Through a derived table: MariaDB refuses LIMIT directly inside IN (...).
+    seleccion = consulta.subquery()
+    ids = select(seleccion.c.id).scalar_subquery()
     t = m.pedido_items
     items: dict[str, list[dict[str, Any]]] = defaultdict(list)
     filas = conn.execute(select(t).where(t.c.pedido_id.in_(ids)).order_by(t.c.pedido_id, t.c.linea))
@@ -200,9 +216,9 @@ def pedido(conn: Connection, id: str) -> dict[str, Any] | None:
     return (pedidos_por_ids(conn, [id])).get(id)
 
 
-def conflictos(conn: Connection) -> list[dict[str, Any]]:
+def conflictos(conn: Connection, limite: int | None = None, desde: int = 0) -> list[dict[str, Any]]:
     t = m.conflictos
-    filas = conn.execute(select(t).order_by(t.c.pedido_id, t.c.ganador, t.c.perdedor))
+    filas = conn.execute(_pagina(select(t).order_by(t.c.pedido_id, t.c.ganador, t.c.perdedor), limite, desde))
     return [dict(f._mapping) for f in filas]
 
 

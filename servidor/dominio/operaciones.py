@@ -96,8 +96,8 @@ class Dominio:
 
         return await self._escribir(op, consultas.cliente, "cliente", id)
 
-    async def listar_clientes(self) -> list[dict[str, Any]]:
-        return await self._leer(consultas.clientes)
+    async def listar_clientes(self, pagina: v.Pagina | None = None) -> list[dict[str, Any]]:
+        return await self._leer(consultas.clientes, **_pagina(pagina))
 
     async def obtener_cliente(self, id: str) -> dict[str, Any]:
         return await self._obtener(consultas.cliente, "cliente", id)
@@ -134,8 +134,8 @@ class Dominio:
 
         return await self._escribir(op, consultas.producto, "producto", id)
 
-    async def listar_productos(self) -> list[dict[str, Any]]:
-        return await self._leer(consultas.productos)
+    async def listar_productos(self, pagina: v.Pagina | None = None) -> list[dict[str, Any]]:
+        return await self._leer(consultas.productos, **_pagina(pagina))
 
     async def obtener_producto(self, id: str) -> dict[str, Any]:
         return await self._obtener(consultas.producto, "producto", id)
@@ -241,10 +241,14 @@ class Dominio:
                     self.reparto.tras_venta(pid, p["aqui"], p["stock"], derechos.get(pid, {}))
         return pedido
 
-    async def listar_pedidos(self, estado: str | None = None, cliente_id: str | None = None) -> list[dict[str, Any]]:
+    async def listar_pedidos(
+        self, estado: str | None = None, cliente_id: str | None = None, pagina: v.Pagina | None = None
+    ) -> list[dict[str, Any]]:
         if estado is not None:
             estado = v.estado(estado)
-        return await self._leer(consultas.pedidos, estado=estado, cliente_id=cliente_id)
+        if cliente_id is not None:
+            cliente_id = v.identificador(cliente_id, "cliente_id")
+        return await self._leer(consultas.pedidos, estado=estado, cliente_id=cliente_id, **_pagina(pagina))
 
     async def obtener_pedido(self, id: str) -> dict[str, Any]:
         return await self._obtener(consultas.pedido, "pedido", id)
@@ -273,8 +277,13 @@ class Dominio:
 
         await self.almacen.escribir(op)
 
-    async def conflictos(self) -> list[dict[str, Any]]:
-        return await self._leer(consultas.conflictos)
+    async def conflictos(self, pagina: v.Pagina | None = None) -> list[dict[str, Any]]:
+        return await self._leer(consultas.conflictos, **_pagina(pagina))
+
+
+def _pagina(pagina: v.Pagina | None) -> dict[str, int]:
+    """The reader's page arguments; no page (internal callers only) reads the whole list."""
+    return {} if pagina is None else {"limite": pagina.limite, "desde": pagina.desde}
 
 
 def _existe(encontrado: dict[str, Any] | None, entidad: str, id: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ drop the value.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -24,6 +25,22 @@ MAX_TEXTO_LARGO = 2000
 MAX_PRECIO = MAX_DINERO
 MAX_CANTIDAD = 1_000_000
 MAX_STOCK = 1_000_000_000
+# Every list the APIs answer is a page: at most MAX_PAGINA items, PAGINA_POR_DEFECTO unless asked.
+PAGINA_POR_DEFECTO = 100
+MAX_PAGINA = 1000
+MAX_DESDE = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Pagina:
+    """Which part of a list: ``limite`` items after skipping ``desde``, in the list's own order."""
+
+    limite: int = PAGINA_POR_DEFECTO
+    desde: int = 0
+
+    @property
+    def siguiente(self) -> Pagina:
+        return Pagina(self.limite, self.desde + self.limite)
 
 
 def objeto(datos: Any, permitidos: set[str], que: str) -> Mapping[str, Any]:
@@ -95,6 +112,10 @@ def identificador(valor: Any, campo: str) -> str:
         raise Validacion(f"{campo!r} must be an id", {"campo": campo})
     assert isinstance(valor, str)
     return valor
+
+
+def pagina(limite: Any = PAGINA_POR_DEFECTO, desde: Any = 0) -> Pagina:
+    return Pagina(entero(limite, "limite", 1, MAX_PAGINA), entero(desde, "desde", 0, MAX_DESDE))
 
 
 def estado(valor: Any) -> str:

@@ -29,6 +29,8 @@ from typing import Any
 
 import httpx
 
+from tests import credenciales
+
 OK, FALLIDA, INCIERTA = "ok", "fallida", "incierta"
 PLAZO_PETICION_S = 1.5
 PAUSA_MEDIA_S = 0.05
@@ -99,7 +101,7 @@ class Carga:
     async def _cliente(self, i: int, limite: float) -> None:
         azar = random.Random(self.semilla * 7919 + i)
         ids = sorted(self.nodos)
-        async with httpx.AsyncClient(timeout=PLAZO_PETICION_S) as http:
+        async with httpx.AsyncClient(timeout=PLAZO_PETICION_S, headers=credenciales.cabecera()) as http:
             while time.monotonic() < limite:
                 await self._una(http, i, azar.choice(ids), azar)
                 # Pacing of the load, not a wait for a condition.

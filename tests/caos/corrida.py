@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from servidor.dominio.validacion import MAX_PAGINA
 from tests.caos.carga import Carga, Catalogo, Operacion
 from tests.caos.foto import Foto, fotografiar_base, reconstruir
 from tests.caos.nemesis import Nemesis, Plan
@@ -115,13 +116,17 @@ async def provocar_rechazo(cluster: Cluster, adelantado: str, catalogo: Catalogo
 
 
 async def leer_listas(cluster: Cluster) -> dict[str, list[str]]:
-    """Each node's ``GET /api/pedidos`` ids, as listed (a repeat would be a duplicate)."""
-    listas = {}
+    """Each node's ``GET /api/pedidos`` ids, as listed page after page (a repeat would be a duplicate)."""
+    listas: dict[str, list[str]] = {}
     for nodo in cluster:
+        ids = listas[nodo.id] = []
         async with nodo.cliente() as http:
-            r = await http.get("/api/pedidos")
-            r.raise_for_status()
-            listas[nodo.id] = [p["id"] for p in r.json()]
+            while True:
+                r = await http.get("/api/pedidos", params={"limite": MAX_PAGINA, "desde": len(ids)})
+                r.raise_for_status()
+                ids += [p["id"] for p in r.json()]
+                if len(r.json()) < MAX_PAGINA:
+                    break
     return listas
 
 

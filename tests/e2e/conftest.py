@@ -11,6 +11,7 @@ same loop in which the ``clusters`` fixture starts and stops the nodes.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -18,6 +19,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from servidor.acceso import Rol
+from tests.credenciales import TOKENS
 from tests.procesos import Cluster, FabricaClusters, ProcesoNodo, clusters  # noqa: F401 - fixture found by name
 from tests.proxy import proxies  # noqa: F401 - fixture found by name
 
@@ -34,7 +37,7 @@ ARGUMENTOS = [
 CAPTURAS = Path(__file__).resolve().parent / "capturas"
 PLAZO_MS = 10_000
 
-AbrirPagina = Callable[[ProcesoNodo, str], Awaitable[Page]]
+AbrirPagina = Callable[..., Awaitable[Page]]
 
 expect.set_options(timeout=PLAZO_MS)
 
@@ -53,11 +56,21 @@ async def navegador() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def abrir(navegador: Browser) -> AsyncIterator[AbrirPagina]:
-    """Open a node's page at a view, each in its own browser context; no uncaught script error allowed."""
+    """Open a node's page at a view, each in its own browser context; no uncaught script error allowed.
+
+    The page holds the admin token, as if typed in before, unless ``token`` says
+    otherwise (``None``: the page has none).
+    """
     errores: list[str] = []
 
-    async def abrir_pagina(nodo: ProcesoNodo, vista: str = "pedidos") -> Page:
+    async def abrir_pagina(nodo: ProcesoNodo, vista: str = "pedidos", token: str | None = TOKENS[Rol.ADMIN]) -> Page:
         contexto = await navegador.new_context(viewport={"width": 1280, "height": 800}, locale="es-ES")
+        if token is not None:
+            # Before the page's scripts, on the first load only: a token typed in later must survive reloads.
+            await contexto.add_init_script(
+                f"if (!sessionStorage.getItem('sembrado')) {{ sessionStorage.setItem('sembrado', '1'); "
+                f"localStorage.setItem('pedidos.token', {json.dumps(token)}); }}"
+            )
         pagina = await contexto.new_page()
         pagina.on("pageerror", lambda e: errores.append(f"{nodo.id}: {e}"))
         await pagina.goto(f"{nodo.url}/#/{vista}")

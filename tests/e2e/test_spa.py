@@ -13,6 +13,8 @@ from pathlib import Path
 
 from playwright.async_api import Page, expect
 
+from servidor.acceso import Rol
+from tests.credenciales import TOKENS
 from tests.e2e.conftest import AbrirPagina
 from tests.e2e.pagina import (
     aviso,
@@ -291,3 +293,17 @@ async def test_concurrent_estado_changes_made_on_two_cut_off_pages_are_listed_as
         await expect(fila.locator("td").nth(2)).to_have_text("cancelado")
         await expect(fila.locator("td").nth(3)).to_have_text("confirmado")
     await dos.screenshot(path=capturas / "conflictos.png")
+
+
+async def test_a_page_without_a_token_says_so_and_connects_once_one_is_typed_in(
+    clusters: FabricaClusters, abrir: AbrirPagina
+) -> None:
+    c = await clusters(1)
+    pagina = await abrir(c["nodo1"], "pedidos", token=None)
+    await expect(pagina.locator("#conexion")).to_contain_text("Falta un token de acceso válido")
+    acceso = pagina.get_by_role("form", name="Acceso")
+    await acceso.get_by_label("Token de acceso").fill(TOKENS[Rol.LECTURA])
+    await acceso.get_by_role("button", name="Usar token").click()
+    await expect(pagina.locator("#conexion")).to_have_text("Conectado a nodo1")
+    await expect(pagina.locator("#en-vivo")).to_have_text("En vivo")
+    await expect(vista(pagina, "pedidos").get_by_role("table", name="Pedidos")).to_contain_text("No hay pedidos.")

@@ -64,6 +64,19 @@ database = "sqlite+aiosqlite:///data/nodo2.db"
 """
 
 
+PUBLICO = """
+[cluster]
+name = "pedidos"
+secret = "dev-secret-change-me"
+
+[[nodes]]
+id = "nodo1"
+host = "0.0.0.0"
+port = 5000
+database = "sqlite+aiosqlite:///data/nodo1.db"
+"""
+
+
 @pytest.mark.parametrize(
     ("contenido", "args", "entorno", "dice"),
     [
@@ -81,6 +94,10 @@ database = "sqlite+aiosqlite:///data/nodo2.db"
             None, ["--all"], {"PEDIDOS_DATABASE_URL": "sqlite+aiosqlite:///x.db"}, "PEDIDOS_DATABASE_URL", id="all-url"
         ),
         pytest.param(None, ["--colour"], {}, "unrecognized arguments: --colour", id="bad-flag"),
+        pytest.param(
+            PUBLICO, ["--all"], {}, "not loopback, and the cluster secret is the development one", id="dev-all"
+        ),
+        pytest.param(PUBLICO, ["--node", "nodo1"], {}, "node nodo1 listens on 0.0.0.0", id="dev-one"),
     ],
 )
 def test_a_usage_or_settings_error_exits_2_with_one_line_and_writes_nothing(

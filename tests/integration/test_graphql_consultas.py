@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.types import Message
 
 from servidor.almacen import consultas
+from tests.credenciales import cabecera
 from tests.integration.ayudas import cancelacion_concurrente, datos
 
 
@@ -231,7 +232,7 @@ async def test_conflictos_lists_a_concurrent_estado_change_and_its_winner(
 
 async def test_a_list_of_orders_costs_the_same_statements_for_3_and_12_orders(app: Starlette) -> None:
     transporte = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transporte, base_url="http://test") as http:
+    async with httpx.AsyncClient(transport=transporte, base_url="http://test", headers=cabecera()) as http:
         await poblar(app, 3)
         with sentencias(app) as pocas:
             r = await datos(http, LISTA)
@@ -308,7 +309,7 @@ async def websocket(app: Starlette, ruta: str, subprotocolo: str) -> AsyncIterat
 async def test_the_websocket_path_speaks_graphql_transport_ws(app: Starlette) -> None:
     [pedido] = await poblar(app, 1)
     async with websocket(app, "/graphql", "graphql-transport-ws") as ws:
-        await ws.enviar({"type": "connection_init"})
+        await ws.enviar({"type": "connection_init", "payload": cabecera()})
         assert await ws.recibir() == {"type": "connection_ack"}
         consulta = "query($id: ID!) { pedido(id: $id) { cliente { nombre } } }"
         await ws.enviar(
@@ -329,7 +330,7 @@ async def test_each_operation_on_one_websocket_reads_fresh_rows(app: Starlette) 
         "variables": {"id": pedido["id"]},
     }
     async with websocket(app, "/graphql", "graphql-transport-ws") as ws:
-        await ws.enviar({"type": "connection_init"})
+        await ws.enviar({"type": "connection_init", "payload": cabecera()})
         assert await ws.recibir() == {"type": "connection_ack"}
         nombres = []
         for n in ("1", "2"):

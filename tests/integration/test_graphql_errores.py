@@ -185,7 +185,7 @@ async def test_a_syntax_error_or_an_unknown_field_has_code_validacion(http: http
 async def test_an_internal_error_is_masked_logged_and_leaks_nothing(
     http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def roto(self: Dominio) -> list[dict[str, Any]]:
+    async def roto(self: Dominio, *args: Any) -> list[dict[str, Any]]:
         raise RuntimeError("tabla_secreta: disk I/O error")
 
     monkeypatch.setattr(Dominio, "listar_clientes", roto)

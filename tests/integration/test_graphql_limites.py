@@ -25,7 +25,7 @@ async def test_a_query_deeper_than_the_limit_is_refused_before_running() -> None
     assert refusado.data is None
     [error] = refusado.errors or []
     assert "exceeds maximum operation depth of 2" in error.message
-    assert error.extensions == {"codigo": "VALIDACION"}
+    assert error.extensions == {"codigo": "VALIDACION", "code": "GRAPHQL_VALIDATION_FAILED"}
 
 
 async def test_the_deepest_query_of_the_schema_is_within_the_default_limit(http: httpx.AsyncClient) -> None:
@@ -49,7 +49,7 @@ async def test_more_aliases_than_the_limit_are_refused(http: httpx.AsyncClient) 
     assert refusado["data"] is None
     [error] = refusado["errors"]
     assert error["message"] == f"{Limites().alias + 1} aliases found. Allowed: {Limites().alias}"
-    assert error["extensions"] == {"codigo": "VALIDACION"}
+    assert error["extensions"] == {"codigo": "VALIDACION", "code": "GRAPHQL_VALIDATION_FAILED"}
 
 
 async def test_a_document_over_the_token_limit_is_refused_without_parsing_it_all(http: httpx.AsyncClient) -> None:
@@ -58,7 +58,7 @@ async def test_a_document_over_the_token_limit_is_refused_without_parsing_it_all
     assert cuerpo["data"] is None
     [error] = cuerpo["errors"]
     assert f"more than {Limites().tokens} tokens" in error["message"]
-    assert error["extensions"] == {"codigo": "VALIDACION"}
+    assert error["extensions"] == {"codigo": "VALIDACION", "code": "GRAPHQL_VALIDATION_FAILED"}
 
 
 async def test_the_same_document_is_validated_once_however_many_requests_send_it(
@@ -79,6 +79,9 @@ async def test_the_same_document_is_validated_once_however_many_requests_send_it
     for _ in range(3):
         assert await gql(http, "{ nodo { id } }") == {"data": {"nodo": {"id": "nodo1"}}}
     for _ in range(3):
-        assert (await gql(http, "{ nodo { nada } }"))["errors"][0]["extensions"] == {"codigo": "VALIDACION"}
+        assert (await gql(http, "{ nodo { nada } }"))["errors"][0]["extensions"] == {
+            "codigo": "VALIDACION",
+            "code": "GRAPHQL_VALIDATION_FAILED",
+        }
 
     assert llamadas == 2

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from servidor import rest
 from servidor.limites import MAX_CUERPO
+from tests.credenciales import cabecera
 from tests.integration.ayudas import crear_cliente, crear_pedido, crear_producto, error, registro, sin_cambios
 
 MALFORMADOS = [
@@ -104,7 +105,7 @@ async def test_resources_of_other_modules_share_the_api_mount_and_its_error_answ
     async def precio(request: Request) -> Response:
         return rest.RespuestaJSON({"precio": Decimal("1.50"), "lista": [Decimal("0.10")]})
 
-    app = Starlette(routes=rest.rutas([("/precio", {"POST": precio})]), exception_handlers=rest.manejadores())
+    app = Starlette(routes=rest.rutas([("/precio", {"POST": (None, precio)})]), exception_handlers=rest.manejadores())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
         r = await http.post("/api/precio")
         assert r.status_code == 200
@@ -118,7 +119,7 @@ def test_a_rest_path_declared_twice_is_refused_when_the_routes_are_built() -> No
         return Response()
 
     with pytest.raises(ValueError, match="/clientes"):
-        rest.rutas([("/clientes", {"DELETE": otro})])
+        rest.rutas([("/clientes", {"DELETE": (None, otro)})])
 
 
 async def test_paths_outside_api_keep_the_web_apps_plain_answers(http: httpx.AsyncClient) -> None:
@@ -166,7 +167,7 @@ async def test_internal_error_is_a_masked_500_and_is_logged_with_its_traceback(
     # The server error middleware re-raises after answering, for the server to log; here we want the answer.
     transporte = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     with caplog.at_level(logging.ERROR, logger="servidor.rest"):
-        async with httpx.AsyncClient(transport=transporte, base_url="http://test") as http:
+        async with httpx.AsyncClient(transport=transporte, base_url="http://test", headers=cabecera()) as http:
             r = await http.get("/api/clientes")
     assert r.status_code == 500
     assert r.json() == {"error": {"codigo": "ERROR_INTERNO", "mensaje": "internal error", "detalle": {}}}

@@ -11,6 +11,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from tests.credenciales import cabecera
 from tests.integration.test_sync_cluster import catalogo, obtener, pedir
 from tests.procesos import FabricaClusters, ProcesoNodo, esperar
 
@@ -27,7 +28,7 @@ async def suscrito(
     async with connect(
         f"ws://{nodo.host}:{nodo.port}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")], proxy=None, **kw
     ) as ws:
-        await ws.send(json.dumps({"type": "connection_init"}))
+        await ws.send(json.dumps({"type": "connection_init", "payload": cabecera()}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "connection_ack"
         await ws.send(
             json.dumps({"id": "1", "type": "subscribe", "payload": {"query": consulta, "variables": variables or {}}})

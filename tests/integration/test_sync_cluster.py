@@ -73,7 +73,7 @@ async def test_a_stopped_node_catches_up_with_orders_taken_while_it_was_away(
     derechos = await esperar(
         lambda: _derechos_si(dos, producto, lambda d: d.get("nodo2", 0) >= 3), PLAZO, que="nodo2 tops up"
     )
-    assert derechos == {"nodo1": 4, "nodo2": 4}
+    assert sum(derechos.values()) == 8, derechos  # what moved between them, and no more
 
     await uno.parar()
     segundo = await pedir(dos, cliente, producto, 3)

@@ -20,17 +20,21 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin, Subprotocol
 
+from servidor.cli import MAX_MENSAJE_WS
 from sync import protocolo as p
 from sync.cambios import Cambio
 from sync.reloj import reloj_de_pared, sello
+from tests.credenciales import cabecera
 from tests.procesos import Cluster, FabricaClusters, ProcesoNodo, esperar
 
 PLAZO = 15.0
 SECRETO = "secreto-de-prueba"  # the Cluster's default secret
 NOMBRE = "pedidos-test"  # the Cluster's default name
 Mensaje = dict[str, Any]
+GQL = Subprotocol("graphql-transport-ws")
 
 
 # --- what a node holds ---------------------------------------------------------
@@ -147,10 +151,35 @@ async def test_a_frame_over_the_servers_websocket_limit_is_dropped_before_the_pr
 ) -> None:
     uno = cluster["nodo1"]
     antes = await foto(uno)
-    recibidos, cierre = await marcar(uno, "x" * (17 * 1024 * 1024))  # uvicorn's ws_max_size is 16 MiB
+    recibidos, cierre = await marcar(uno, "x" * (MAX_MENSAJE_WS + 1))  # the server's ws_max_size
     assert recibidos == [] and cierre == 1009
     assert await foto(uno) == antes
     await sigue_sano(uno)
+
+
+@pytest.mark.parametrize("origen", ["http://evil.example", "null"])
+async def test_a_browser_page_cannot_open_the_peer_link(cluster: Cluster, origen: str) -> None:
+    uno = cluster["nodo1"]
+    antes = await foto(uno)
+    with pytest.raises(InvalidStatus) as e:
+        async with connect(f"ws://{uno.host}:{uno.port}/sync", proxy=None, origin=Origin(origen)):
+            pass
+    assert e.value.response.status_code == 403
+    await en_registro(uno, "nodo1: refused /sync from a browser page", origen)
+    assert await foto(uno) == antes
+    await sigue_sano(uno)
+
+
+async def test_a_page_outside_the_cluster_cannot_open_the_graphql_websocket(cluster: Cluster) -> None:
+    uno = cluster["nodo1"]
+    url = f"ws://{uno.host}:{uno.port}/graphql"
+    with pytest.raises(InvalidStatus) as e:
+        async with connect(url, proxy=None, origin=Origin("http://evil.example"), subprotocols=[GQL]):
+            pass
+    assert e.value.response.status_code == 403
+    async with connect(url, proxy=None, origin=Origin(cluster["nodo2"].url), subprotocols=[GQL]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": cabecera()}))
+        assert json.loads(await ws.recv()) == {"type": "connection_ack"}
 
 
 # --- B. a rogue server that nodo1 dials as its peer nodo2 -------------------------------

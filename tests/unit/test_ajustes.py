@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -225,3 +226,81 @@ def test_pedidos_clock_offset_ms_shifts_this_nodes_clock_for_tests(escribir: Esc
 def test_a_clock_offset_that_is_not_an_integer_is_one_clear_error(escribir: Escribir) -> None:
     ruta = escribir(CLUSTER + nodo("nodo1", 5000))
     assert "PEDIDOS_CLOCK_OFFSET_MS" in mensaje(ruta, {"PEDIDOS_CLOCK_OFFSET_MS": "2s"})
+
+
+# --- client tokens and the development secret ------------------------------------------
+
+TOKEN = '\n[[tokens]]\nnombre = "tienda"\nrol = "operador"\n'
+
+
+def test_tokens_are_read_in_plain_or_as_a_sha256_and_kept_as_hashes(escribir: Escribir) -> None:
+    hash_ = hashlib.sha256(b"otro-token-de-prueba").hexdigest()
+    ruta = escribir(
+        CLUSTER
+        + nodo("nodo1", 5000)
+        + TOKEN
+        + 'token = "token-de-la-tienda-0001"\n'
+        + f'\n[[tokens]]\nnombre = "panel"\nrol = "lectura"\nsha256 = "{hash_}"\n'
+    )
+    tokens = cargar(str(ruta), "nodo1", {}).cluster.tokens
+    assert [(t.nombre, t.rol.nombre) for t in tokens] == [("tienda", "operador"), ("panel", "lectura")]
+    assert tokens[0].sha256 == hashlib.sha256(b"token-de-la-tienda-0001").digest()
+    assert tokens[1].sha256 == bytes.fromhex(hash_)
+
+
+@pytest.mark.parametrize(
+    ("resto", "dice"),
+    [
+        ('token = "corto"\n', "token must be 16+ characters"),
+        ('sha256 = "abc"\n', "sha256 must be 64 hex digits"),
+        ("", "exactly one of 'token' and 'sha256'"),
+        ('token = "token-de-la-tienda-0001"\nsha256 = "' + "0" * 64 + '"\n', "exactly one of"),
+    ],
+)
+def test_a_bad_token_entry_is_named(escribir: Escribir, resto: str, dice: str) -> None:
+    assert dice in mensaje(escribir(CLUSTER + nodo("nodo1", 5000) + TOKEN + resto))
+
+
+def test_an_unknown_role_is_named(escribir: Escribir) -> None:
+    texto = (
+        CLUSTER + nodo("nodo1", 5000) + '\n[[tokens]]\nnombre = "x"\nrol = "root"\ntoken = "token-de-la-tienda-0001"\n'
+    )
+    assert "unknown role 'root'" in mensaje(escribir(texto))
+
+
+def test_the_same_token_twice_is_refused(escribir: Escribir) -> None:
+    uno = '\n[[tokens]]\nnombre = "a"\nrol = "admin"\ntoken = "token-de-la-tienda-0001"\n'
+    assert "same token" in mensaje(escribir(CLUSTER + nodo("nodo1", 5000) + uno + uno.replace('"a"', '"b"')))
+
+
+DESARROLLO = '[cluster]\nname = "pedidos"\nsecret = "dev-secret-change-me"\n'
+TOKEN_DESARROLLO = '\n[[tokens]]\nnombre = "desarrollo"\nrol = "admin"\ntoken = "dev-token-change-me"\n'
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.7", "pedidos.example.com"])
+def test_a_node_off_loopback_refuses_the_development_secret(escribir: Escribir, host: str) -> None:
+    texto = mensaje(escribir(DESARROLLO + nodo("nodo1", 5000, host=host)))
+    assert f"listens on {host}, not loopback" in texto and "development one: set PEDIDOS_SECRET" in texto
+
+
+def test_a_node_off_loopback_refuses_the_development_token(escribir: Escribir) -> None:
+    texto = mensaje(escribir(CLUSTER + nodo("nodo1", 5000, host="0.0.0.0") + TOKEN_DESARROLLO))
+    assert "token 'desarrollo' is the development one" in texto
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_a_node_on_loopback_may_use_the_development_secret_and_token(escribir: Escribir, host: str) -> None:
+    ajustes = cargar(str(escribir(DESARROLLO + nodo("nodo1", 5000, host=host) + TOKEN_DESARROLLO)), "nodo1", {})
+    assert ajustes.cluster.secret == "dev-secret-change-me"
+
+
+def test_a_real_secret_from_the_environment_lets_a_node_off_loopback_start(escribir: Escribir) -> None:
+    ruta = escribir(DESARROLLO + nodo("nodo1", 5000, host="0.0.0.0"))
+    assert cargar(str(ruta), "nodo1", {"PEDIDOS_SECRET": "un-secreto-de-verdad"}).nodo.host == "0.0.0.0"
+
+
+def test_the_shipped_settings_hold_the_development_token_for_loopback_nodes() -> None:
+    cluster = cargar_cluster(Path(__file__).resolve().parents[2] / "settings.toml", {})
+    assert [t.rol.nombre for t in cluster.tokens] == ["admin"]
+    assert cluster.tokens[0].sha256 == hashlib.sha256(b"dev-token-change-me").digest()
+    assert all(n.host == "127.0.0.1" for n in cluster.nodes)

@@ -67,6 +67,9 @@ const TITULOS = {
   CUERPO_DEMASIADO_GRANDE: "Petición demasiado grande",
   ERROR_INTERNO: "Error interno del servidor",
   SIN_RESPUESTA: "El nodo no respondió",
+  NO_AUTENTICADO: "Falta un token de acceso válido",
+  PROHIBIDO: "El token no permite esta operación",
+  SUSCRIPTOR_LENTO: "Actualizaciones en vivo interrumpidas",
 };
 
 /** An error in words: "Stock insuficiente: <the server's message> (STOCK_INSUFICIENTE)". */
