@@ -154,7 +154,7 @@ class Reparto:
         pedidos = [
             (f.producto_id, par, n)
             for f in faltas
-            for par, n in plan(f.deficit, {k: v for k, v in f.derechos.items()}, enlazados).items()
+            for par, n in plan(f.deficit, f.derechos, enlazados).items()
         ]
         obtenidos = await asyncio.gather(
             *(self.cedentes.pedir_derechos(par, pid, n, 0, plazo) for pid, par, n in pedidos)
