@@ -298,11 +298,11 @@ _OPERACIONES: Mapping[tuple[str, str], tuple[str, Esquema, tuple[int, ...]]] = M
             (),
         ),
         ("/replicacion/digest", "GET"): (
-        "Digest of this node's replicated state, with its version vector",
-        {"responses": {"200": _json("equal on converged nodes", _ref("Digest"))}},
-        (),
-    ),
-    ("/openapi.json", "GET"): (
+            "Digest of this node's replicated state, with its version vector",
+            {"responses": {"200": _json("equal on converged nodes", _ref("Digest"))}},
+            (),
+        ),
+        ("/openapi.json", "GET"): (
             "This document",
             {"responses": {"200": _json("OpenAPI 3.0", {"type": "object"})}},
             (),

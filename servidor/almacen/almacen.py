@@ -2,16 +2,24 @@
 
 Two entrances, one path:
 
-- :meth:`Almacen.escribir` runs a domain operation inside the write lock and
-  one transaction. The operation reads what it needs through the
-  :class:`Escritura` it is given and declares changes; the store stamps them
-  ``(origen, seq, hlc)`` and hands them to ``apply``. ``seq`` and the clock's
-  high-water mark are stored in the same transaction, so a crash rolls back
-  both the changes and their numbers.
+- :meth:`Almacen.escribir` runs a domain operation in a write transaction.
+  The operation reads what it needs through the :class:`Escritura` it is
+  given and declares changes; the store stamps them ``(origen, seq, hlc)``
+  and hands them to ``apply``. ``seq`` and the clock's high-water mark are
+  stored in the same transaction, so a crash rolls back both the changes and
+  their numbers.
 - :meth:`Almacen.fusionar` takes changes from a peer, drops those already
   here, keeps each origin gap-free (a change past a gap waits for a later
   round), refuses the whole batch if one is stamped too far ahead, and hands
   the rest to the same ``apply``.
+
+Group commit: both entrances queue their work for one writer task, which
+runs whatever has queued up while the previous transaction committed as one
+transaction, each piece of work inside its own savepoint. A piece that fails
+is rolled back to its savepoint and fails alone; the others share one commit
+and one fsync. Nobody hears "done" before that commit, so an acknowledged
+write is as durable as when each had its own transaction. A lone piece of
+work runs without a savepoint.
 
 Operations, ``apply`` and the readers of ``consultas`` are plain code on a
 ``Connection``; :class:`~servidor.almacen.motor.Motores` runs them (on
@@ -24,16 +32,18 @@ are plain callbacks and must not block.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
 from servidor.almacen import modelos as m
 from servidor.almacen.aplicar import aplicar
+from servidor.almacen.crudo import Crudo
 from servidor.almacen.motor import Motores, abrir
 from servidor.almacen.registro import cambios_para
 from servidor.errores import Validacion
@@ -47,6 +57,9 @@ Observador = Callable[[Sequence[Cambio]], None]
 
 # Fields whose writes remember the stamp they replaced, to recognise clashes.
 CON_BASE = {("pedido", "estado")}
+# Work per transaction, at most: enough to share one fsync among many writes, few enough
+# that a write's answer never waits behind a long transaction.
+MAX_GRUPO = 64
 
 
 @dataclass
@@ -59,6 +72,14 @@ class Escritura:
     stock: dict[tuple[str, str], int] = field(default_factory=dict)
     cesiones: dict[tuple[str, str], int] = field(default_factory=dict)
     sellados: list[Cambio] = field(default_factory=list)  # what was stamped, once committed
+    _sql: Crudo | None = None
+
+    @property
+    def sql(self) -> Crudo:
+        """The transaction's driver cursor (see ``crudo``), for reads on the write path."""
+        if self._sql is None:
+            self._sql = Crudo(self.conn)
+        return self._sql
 
     def poner(self, entidad: str, clave: str, campo: str, valor: Any) -> None:
         self.campos.append((entidad, clave, campo, valor))
@@ -81,28 +102,22 @@ class ResultadoFusion:
     pendientes: int
 
 
-async def _hasta_el_final(transaccion: Awaitable[T]) -> T:
-    """Await a transaction to its end, even when the caller is cancelled meanwhile.
+@dataclass
+class _Grupo:
+    """What the work of one transaction moves; the store takes it over once it commits."""
 
-    A write runs on the writer thread (SQLite) whatever happens to the task
-    that asked for it; if that task's cancellation let go of the write lock
-    before the commit, the next write would read ``seq`` and the vector as they
-    were before it. So the lock is held until the transaction is over, and the
-    cancellation is raised after.
-    """
-    tarea = asyncio.ensure_future(transaccion)
-    cancelado = False
-    while True:
-        try:
-            resultado = await asyncio.shield(tarea)
-            break
-        except asyncio.CancelledError:
-            if tarea.done():
-                raise
-            cancelado = True
-    if cancelado:
-        raise asyncio.CancelledError
-    return resultado
+    siguiente_seq: int
+    vector: dict[str, int]
+    aplicados: list[Cambio] = field(default_factory=list)
+
+
+Trabajo = Callable[[Connection, Crudo, _Grupo], Any]
+
+
+@dataclass
+class _Encargo:
+    trabajo: Trabajo
+    futuro: asyncio.Future[Any]
 
 
 class Almacen:
@@ -112,8 +127,12 @@ class Almacen:
         self.reloj = reloj
         self._siguiente_seq = siguiente_seq
         self._vector = vector
-        self._cerrojo = asyncio.Lock()
         self._observadores: list[Observador] = []
+        self._cola: collections.deque[_Encargo] = collections.deque()
+        self._hay_trabajo = asyncio.Event()
+        self._escritor: asyncio.Task[None] | None = None
+        self._abierto = True
+        self._en_curso = False
 
     @classmethod
     async def abrir(
@@ -142,7 +161,17 @@ class Almacen:
         return cls(motores, nodo_id, Reloj(hlc, max_deriva_ms, ahora), siguiente, vector)
 
     async def cerrar(self) -> None:
+        """Finish the work already queued, then close the database."""
+        self._abierto = False
+        if self._escritor is not None:
+            self._hay_trabajo.set()
+            await self._escritor
         await self.motores.cerrar()
+
+    @property
+    def escribiendo(self) -> bool:
+        """A transaction of the writer is running."""
+        return self._en_curso
 
     @property
     def vector(self) -> dict[str, int]:
@@ -164,43 +193,40 @@ class Almacen:
     async def escribir(
         self, operacion: Callable[[Escritura], Any], despues: Callable[[Connection], T] | None = None
     ) -> T | None:
-        """Run a domain operation in one write transaction and apply what it declares.
+        """Run a domain operation in a write transaction and apply what it declares.
 
         The operation is plain code on ``tx.conn``: on SQLite it runs, with the
         whole transaction, on the writer thread. ``despues`` reads the result
         back in the same transaction, once the changes are applied, and is what
         this answers.
         """
-        async with self._cerrojo:
-            bucle = asyncio.get_running_loop()
 
-            def cuerpo(conn: Connection) -> tuple[T | None, list[Cambio]]:
-                tx = Escritura(conn, self.nodo_id)
-                operacion(tx)
-                lote = tx.sellados = self._sellar(tx)
-                aplicar(conn, lote)
-                self._guardar_estado(conn, self._siguiente_seq + len(lote))
-                return (despues(conn) if despues is not None else None), lote
+        def trabajo(conn: Connection, sql: Crudo, grupo: _Grupo) -> T | None:
+            tx = Escritura(conn, self.nodo_id, _sql=sql)
+            operacion(tx)
+            lote = tx.sellados = self._sellar(tx, grupo.siguiente_seq)
+            aplicar(conn, lote, sql)
+            if lote:
+                grupo.siguiente_seq += len(lote)
+                grupo.vector[self.nodo_id] = lote[-1].seq
+                grupo.aplicados.extend(lote)
+            return despues(conn) if despues is not None else None
 
-            def confirmado(hecho: tuple[T | None, list[Cambio]]) -> None:
-                lote = hecho[1]
-                self._siguiente_seq += len(lote)
-                if lote:
-                    self._vector = {**self._vector, self.nodo_id: lote[-1].seq}
-                    bucle.call_soon_threadsafe(self._avisar, lote)
-
-            resultado, _ = await _hasta_el_final(self.motores.transaccion(cuerpo, confirmado))
+        resultado: T | None = await self._encargar(trabajo)
         return resultado
 
     async def fusionar(self, cambios: Sequence[Cambio], validados: bool = False) -> ResultadoFusion:
         """Apply a peer's changes; ``validados`` when they came through ``sync.cambios.desde_json``."""
-        async with self._cerrojo:
-            vector = dict(self._vector)
+        ordenados = sorted(cambios, key=lambda c: (c.origen, c.seq))
+        if not validados:
+            for c in ordenados:
+                validar(c)
+
+        def trabajo(conn: Connection, sql: Crudo, grupo: _Grupo) -> ResultadoFusion:
+            vector = grupo.vector
             lote: list[Cambio] = []
             duplicados = pendientes = 0
-            for c in sorted(cambios, key=lambda c: (c.origen, c.seq)):
-                if not validados:
-                    validar(c)
+            for c in ordenados:
                 visto = vector.get(c.origen, 0)
                 if c.seq <= visto:
                     duplicados += 1
@@ -213,41 +239,114 @@ class Almacen:
                 self.reloj.comprobar(c.hlc)
             if lote:
                 self.reloj.observar(max(c.hlc for c in lote))
-                bucle = asyncio.get_running_loop()
+                aplicar(conn, lote, sql)
+                grupo.siguiente_seq = max(grupo.siguiente_seq, vector.get(self.nodo_id, 0) + 1)
+                grupo.aplicados.extend(lote)
+            return ResultadoFusion(lote, duplicados, pendientes)
 
-                def cuerpo(conn: Connection) -> int:
-                    aplicar(conn, lote)
-                    siguiente = max(self._siguiente_seq, vector.get(self.nodo_id, 0) + 1)
-                    self._guardar_estado(conn, siguiente)
-                    return siguiente
+        resultado: ResultadoFusion = await self._encargar(trabajo)
+        return resultado
 
-                def confirmado(siguiente: int) -> None:
-                    self._vector = {o: max(s, self._vector.get(o, 0)) for o, s in vector.items()}
-                    self._siguiente_seq = max(self._siguiente_seq, siguiente)
-                    bucle.call_soon_threadsafe(self._avisar, lote)
+    async def _encargar(self, trabajo: Trabajo) -> Any:
+        """Queue work for the writer task and wait until the transaction that ran it is over."""
+        if not self._abierto:
+            raise RuntimeError(f"{self.nodo_id}: the store is closed")
+        encargo = _Encargo(trabajo, asyncio.get_running_loop().create_future())
+        self._cola.append(encargo)
+        self._hay_trabajo.set()
+        if self._escritor is None:
+            self._escritor = asyncio.create_task(self._escribir_grupos(), name=f"escritor-{self.nodo_id}")
+        return await encargo.futuro
 
-                await _hasta_el_final(self.motores.transaccion(cuerpo, confirmado))
-        return ResultadoFusion(lote, duplicados, pendientes)
+    async def _escribir_grupos(self) -> None:
+        """The writer task: one transaction at a time, each with all the work queued meanwhile."""
+        while True:
+            await self._hay_trabajo.wait()
+            self._hay_trabajo.clear()
+            while self._cola:
+                encargos: list[_Encargo] = []
+                while self._cola and len(encargos) < MAX_GRUPO:
+                    e = self._cola.popleft()
+                    if not e.futuro.done():  # its caller has stopped waiting before it began
+                        encargos.append(e)
+                if encargos:
+                    self._en_curso = True
+                    try:
+                        await self._transaccion(encargos)
+                    finally:
+                        self._en_curso = False
+            if not self._abierto:
+                return
 
-    def _sellar(self, tx: Escritura) -> list[Cambio]:
+    async def _transaccion(self, encargos: list[_Encargo]) -> None:
+        bucle = asyncio.get_running_loop()
+        solo = len(encargos) == 1
+
+        def cuerpo(conn: Connection) -> tuple[_Grupo, list[tuple[bool, Any]]]:
+            sql = Crudo(conn)
+            grupo = _Grupo(self._siguiente_seq, dict(self._vector))
+            hechos: list[tuple[bool, Any]] = []
+            for e in encargos:
+                if solo:  # its failure rolls back the transaction, and is raised from it
+                    hechos.append((True, e.trabajo(conn, sql, grupo)))
+                    continue
+                antes = (grupo.siguiente_seq, dict(grupo.vector), len(grupo.aplicados))
+                sql.ejecutar("SAVEPOINT encargo")
+                try:
+                    hechos.append((True, e.trabajo(conn, sql, grupo)))
+                except Exception as error:  # noqa: BLE001 - it fails alone, and its caller hears why
+                    sql.ejecutar("ROLLBACK TO SAVEPOINT encargo")
+                    grupo.siguiente_seq, grupo.vector = antes[0], antes[1]
+                    del grupo.aplicados[antes[2] :]
+                    hechos.append((False, error))
+                else:
+                    sql.ejecutar("RELEASE SAVEPOINT encargo")
+            if grupo.aplicados:
+                self._guardar_estado(sql, grupo.siguiente_seq)
+            return grupo, hechos
+
+        def confirmado(hecho: tuple[_Grupo, list[tuple[bool, Any]]]) -> None:
+            grupo = hecho[0]
+            if grupo.aplicados:
+                self._siguiente_seq = max(self._siguiente_seq, grupo.siguiente_seq)
+                self._vector = {o: max(s, self._vector.get(o, 0)) for o, s in grupo.vector.items()}
+                bucle.call_soon_threadsafe(self._avisar, grupo.aplicados)
+
+        try:
+            _, hechos = await self.motores.transaccion(cuerpo, confirmado)
+        except Exception as error:  # noqa: BLE001 - the transaction failed: so did all its work
+            for e in encargos:
+                if not e.futuro.done():
+                    e.futuro.set_exception(error)
+            return
+        for e, (bien, valor) in zip(encargos, hechos, strict=True):
+            if e.futuro.done():
+                continue
+            if bien:
+                e.futuro.set_result(valor)
+            else:
+                e.futuro.set_exception(valor)
+
+    def _sellar(self, tx: Escritura, siguiente_seq: int) -> list[Cambio]:
         """Turn declared writes into stamped changes, in declaration order."""
+        sql = tx.sql
         bases: dict[tuple[str, str, str], str] = {}
         for entidad, clave, campo, _ in tx.campos:
             if (entidad, campo) in CON_BASE:
-                s = m.sellos.c
-                fila = tx.conn.execute(
-                    select(s.hlc, s.origen).where(s.entidad == entidad, s.clave == clave, s.campo == campo)
-                ).first()
-                if fila is not None:
-                    bases[(entidad, clave, campo)] = reglas.sello_texto((fila.hlc, fila.origen))
+                filas = sql.filas(
+                    "SELECT hlc, origen FROM sellos WHERE entidad = ? AND clave = ? AND campo = ?",
+                    (entidad, clave, campo),
+                )
+                if filas:
+                    bases[(entidad, clave, campo)] = reglas.sello_texto(tuple(filas[0]))
         declarados: list[tuple[str, str, str, Any]] = list(tx.campos)
         if tx.stock:
-            c = m.contadores_stock.c
-            ids = sorted({pid for pid, _ in tx.stock})
-            filas = tx.conn.execute(
-                select(c.producto_id, c.entradas, c.salidas).where(c.nodo == self.nodo_id, c.producto_id.in_(ids))
+            filas = sql.en(
+                "SELECT producto_id, entradas, salidas FROM contadores_stock WHERE nodo = ? AND producto_id IN {en}",
+                {pid for pid, _ in tx.stock},
+                self.nodo_id,
             )
-            actuales = {f.producto_id: {"entradas": f.entradas, "salidas": f.salidas} for f in filas}
+            actuales = {pid: {"entradas": e, "salidas": s} for pid, e, s in filas}
             for (pid, campo), unidades in sorted(tx.stock.items()):
                 if unidades:
                     total = actuales.get(pid, {}).get(campo, 0) + unidades
@@ -255,12 +354,12 @@ class Almacen:
                         raise Validacion(f"this node's stock counter for {pid} is full", {"campo": "stock"})
                     declarados.append(("stock", pid, campo, total))
         if tx.cesiones:
-            t = m.cesiones_stock.c
-            ids = sorted({pid for pid, _ in tx.cesiones})
-            filas = tx.conn.execute(
-                select(t.producto_id, t.destino, t.unidades).where(t.origen == self.nodo_id, t.producto_id.in_(ids))
+            filas = sql.en(
+                "SELECT producto_id, destino, unidades FROM cesiones_stock WHERE origen = ? AND producto_id IN {en}",
+                {pid for pid, _ in tx.cesiones},
+                self.nodo_id,
             )
-            cedidas = {(f.producto_id, f.destino): f.unidades for f in filas}
+            cedidas = {(pid, destino): n for pid, destino, n in filas}
             for (pid, destino), unidades in sorted(tx.cesiones.items()):
                 if unidades:
                     total = cedidas.get((pid, destino), 0) + unidades
@@ -270,7 +369,7 @@ class Almacen:
             lote.append(
                 Cambio(
                     origen=self.nodo_id,
-                    seq=self._siguiente_seq + n,
+                    seq=siguiente_seq + n,
                     hlc=self.reloj.tic(),
                     entidad=entidad,
                     clave=clave,
@@ -281,11 +380,10 @@ class Almacen:
             )
         return [validar(c) for c in lote]
 
-    def _guardar_estado(self, conn: Connection, siguiente_seq: int) -> None:
-        conn.execute(
-            update(m.estado_nodo)
-            .where(m.estado_nodo.c.nodo_id == self.nodo_id)
-            .values(hlc=self.reloj.ultimo, siguiente_seq=siguiente_seq)
+    def _guardar_estado(self, sql: Crudo, siguiente_seq: int) -> None:
+        sql.ejecutar(
+            "UPDATE estado_nodo SET hlc = ?, siguiente_seq = ? WHERE nodo_id = ?",
+            (self.reloj.ultimo, siguiente_seq, self.nodo_id),
         )
 
     def _avisar(self, lote: Sequence[Cambio]) -> None:

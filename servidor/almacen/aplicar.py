@@ -21,84 +21,81 @@ duplicates and kept each origin gap-free), inside one open transaction:
 
 Everything is set-based: a batch costs a handful of statements per table,
 not per change, and no statement scans a table whose size grows with the
-log (stamps are looked up by their key's prefix ``(entidad, clave)``).
+log (stamps are looked up by their key's prefix ``(entidad, clave)``). Every
+order and every merge comes this way, so its statements go straight to the
+driver (``crudo``); only the full recomputation of stock, which is rare,
+goes through Core.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from servidor.almacen import modelos as m
+from servidor.almacen.crudo import Crudo, dinero, trozos
 from sync import reglas
 from sync.cambios import Cambio, codificar
 
-TABLAS = {"cliente": m.clientes, "producto": m.productos, "pedido": m.pedidos}
+TABLAS = {"cliente": "clientes", "producto": "productos", "pedido": "pedidos"}
+# Columns whose values the driver must get converted (see ``crudo``); the vocabulary of
+# ``sync.cambios`` names every other field, and only those reach the SQL below.
+DINERO = {"precio", "total"}
+BOOLEANOS = {"eliminado"}
 TROZO = 500
 
 
-def _insertar_tuplas(conn: Connection, tabla: Any, filas: list[tuple[Any, ...]]) -> None:
-    """Bulk insert of plain values in column order, straight to the driver.
-
-    For the log and the stamps, whose columns are strings and integers: it
-    skips SQLAlchemy's per-row parameter processing, which costs more than
-    SQLite's insert itself on a merge batch.
-    """
-    conn.exec_driver_sql(_sql_insercion(tabla, conn.dialect), filas)
-
-
-@functools.cache
-def _sql_insercion(tabla: Any, dialecto: Any) -> str:
-    """The INSERT of ``tabla`` in ``dialecto``'s paramstyle, compiled once per process."""
-    return str(insert(tabla).compile(dialect=dialecto))
-
-
-def trozos(valores: Sequence[Any], n: int = TROZO) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(valores), n):
-        yield valores[i : i + n]
-
-
-def aplicar(conn: Connection, lote: Sequence[Cambio]) -> None:
+def aplicar(conn: Connection, lote: Sequence[Cambio], sql: Crudo | None = None) -> None:
     if not lote:
         return
-    _insertar_tuplas(
-        conn,
-        m.cambios,
+    sql = sql or Crudo(conn)
+    sql.muchas(
+        "INSERT INTO cambios (origen, seq, hlc, entidad, clave, campo, valor, base) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(c.origen, c.seq, c.hlc, c.entidad, c.clave, c.campo, codificar(c.valor), c.base) for c in lote],
     )
     # Products whose stock is recomputed from scratch: created in this batch, or holding
     # items of an order that is or was cancelled (its units may have moved). Every other
     # product the batch touched moves by the change of its counters alone.
     completos: set[str] = set()
-    _aplicar_lww(conn, [c for c in lote if c.entidad != "stock"], completos)
-    deltas = _aplicar_contadores(conn, [c for c in lote if c.entidad == "stock" and c.campo != "cedidas"])
-    _aplicar_cesiones(conn, [c for c in lote if c.entidad == "stock" and c.campo == "cedidas"])
-    _registrar_conflictos(conn, [c for c in lote if c.campo == "estado" and c.base])
-    recalcular_stock(conn, sorted(completos))
-    resto = [{"_p": pid, "_d": d} for pid, d in sorted(deltas.items()) if d and pid not in completos]
-    if resto:
-        p = m.productos
-        conn.execute(update(p).where(p.c.id == bindparam("_p")).values(stock=p.c.stock + bindparam("_d")), resto)
+    lww, contadores, cesiones, estados = [], [], [], []
+    for c in lote:
+        if c.entidad != "stock":
+            lww.append(c)
+            if c.campo == "estado" and c.base:
+                estados.append(c)
+        elif c.campo == "cedidas":
+            cesiones.append(c)
+        else:
+            contadores.append(c)
+    _aplicar_lww(sql, lww, completos)
+    deltas = _aplicar_contadores(sql, contadores)
+    _aplicar_cesiones(sql, cesiones)
+    _registrar_conflictos(sql, estados)
+    if completos:
+        recalcular_stock(conn, sorted(completos))
+    sql.muchas(
+        "UPDATE productos SET stock = stock + ? WHERE id = ?",
+        [(d, pid) for pid, d in sorted(deltas.items()) if d and pid not in completos],
+    )
 
 
-def _productos_de_cancelados(conn: Connection, pedidos: set[str]) -> set[str]:
+def _productos_de_cancelados(sql: Crudo, pedidos: set[str]) -> set[str]:
     """Products in the items of those of ``pedidos`` that are cancelled now."""
-    it, pe = m.pedido_items, m.pedidos
-    productos: set[str] = set()
-    for parte in trozos(sorted(pedidos)):
-        cancelados = select(pe.c.id).where(pe.c.id.in_(parte), pe.c.estado == "cancelado")
-        filas = conn.execute(select(it.c.producto_id).where(it.c.pedido_id.in_(cancelados)).distinct())
-        productos.update(filas.scalars())
-    return productos
+    filas = sql.en(
+        "SELECT DISTINCT producto_id FROM pedido_items WHERE pedido_id IN "
+        "(SELECT id FROM pedidos WHERE estado = ? AND id IN {en})",
+        pedidos,
+        "cancelado",
+    )
+    return {f[0] for f in filas}
 
 
-def _aplicar_lww(conn: Connection, lote: Sequence[Cambio], completos: set[str]) -> None:
+def _aplicar_lww(sql: Crudo, lote: Sequence[Cambio], completos: set[str]) -> None:
     """Apply LWW writes; add to ``completos`` the products whose stock must be recomputed."""
     mejores: dict[tuple[str, str, str], Cambio] = {}
     for c in lote:
@@ -114,19 +111,16 @@ def _aplicar_lww(conn: Connection, lote: Sequence[Cambio], completos: set[str]) 
     por_entidad: dict[str, set[str]] = defaultdict(set)
     for entidad, clave, _ in mejores:
         por_entidad[entidad].add(clave)
-    s = m.sellos.c
     for entidad, claves in sorted(por_entidad.items()):
-        for parte in trozos(sorted(claves)):
-            filas = conn.execute(
-                select(s.clave, s.campo, s.hlc, s.origen).where(s.entidad == entidad, s.clave.in_(parte))
-            )
-            for f in filas:
-                guardados[(entidad, f.clave, f.campo)] = (0, f.hlc, f.origen)
+        filas = sql.en(
+            "SELECT clave, campo, hlc, origen FROM sellos WHERE entidad = ? AND clave IN {en}", claves, entidad
+        )
+        for clave, campo, hlc, origen in filas:
+            guardados[(entidad, clave, campo)] = (0, hlc, origen)
     # A stored estado that is a cancellation outranks every later stamp that is not.
-    con_estado = sorted(k[1] for k in mejores if k[0] == "pedido" and k[2] == "estado" and k in guardados)
-    for parte in trozos(con_estado):
-        pe = m.pedidos.c
-        for pid in conn.execute(select(pe.id).where(pe.id.in_(parte), pe.estado == "cancelado")).scalars():
+    con_estado = [k[1] for k in mejores if k[0] == "pedido" and k[2] == "estado" and k in guardados]
+    if con_estado:
+        for (pid,) in sql.en("SELECT id FROM pedidos WHERE estado = ? AND id IN {en}", con_estado, "cancelado"):
             _, hlc, origen = guardados[("pedido", pid, "estado")]
             guardados[("pedido", pid, "estado")] = reglas.orden("pedido", "estado", "cancelado", (hlc, origen))
 
@@ -135,16 +129,14 @@ def _aplicar_lww(conn: Connection, lote: Sequence[Cambio], completos: set[str]) 
         return
     nuevos = [c for c in ganadores if (c.entidad, c.clave, c.campo) not in guardados]
     viejos = [c for c in ganadores if (c.entidad, c.clave, c.campo) in guardados]
-    if nuevos:
-        _insertar_tuplas(conn, m.sellos, [(c.entidad, c.clave, c.campo, c.hlc, c.origen) for c in nuevos])
-    if viejos:
-        s = m.sellos.c
-        conn.execute(
-            update(m.sellos)
-            .where(and_(s.entidad == bindparam("_e"), s.clave == bindparam("_k"), s.campo == bindparam("_c")))
-            .values(hlc=bindparam("_h"), origen=bindparam("_o")),
-            [{"_e": c.entidad, "_k": c.clave, "_c": c.campo, "_h": c.hlc, "_o": c.origen} for c in viejos],
-        )
+    sql.muchas(
+        "INSERT INTO sellos (entidad, clave, campo, hlc, origen) VALUES (?, ?, ?, ?, ?)",
+        [(c.entidad, c.clave, c.campo, c.hlc, c.origen) for c in nuevos],
+    )
+    sql.muchas(
+        "UPDATE sellos SET hlc = ?, origen = ? WHERE entidad = ? AND clave = ? AND campo = ?",
+        [(c.hlc, c.origen, c.entidad, c.clave, c.campo) for c in viejos],
+    )
 
     filas_nuevas: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
     items: dict[str, list[dict[str, Any]]] = {}
@@ -163,70 +155,79 @@ def _aplicar_lww(conn: Connection, lote: Sequence[Cambio], completos: set[str]) 
     previos = {pid for pid in pedidos_con_estado if ("pedido", pid, "estado") in guardados}
     ahora = {c.clave for c in ganadores if c.entidad == "pedido" and c.campo == "estado" and c.valor == "cancelado"}
     if previos:
-        completos.update(_productos_de_cancelados(conn, previos))  # before
+        completos.update(_productos_de_cancelados(sql, previos))  # before
     altas_pedidos: set[str] = set()
     for entidad, tabla in TABLAS.items():
         cambios_fila = {k[1]: v for k, v in filas_nuevas.items() if k[0] == entidad}
-        cambios_fila.update({pid: {} for pid in items if entidad == "pedido" and pid not in cambios_fila})
-        altas = _escribir_filas(conn, tabla, cambios_fila)
+        if entidad == "pedido":
+            cambios_fila.update({pid: {} for pid in items if pid not in cambios_fila})
+        altas = _escribir_filas(sql, tabla, cambios_fila)
         if entidad == "producto":
             completos.update(altas)
         elif entidad == "pedido":
             altas_pedidos = altas
-    _escribir_items(conn, items, nuevos=altas_pedidos)
+    _escribir_items(sql, items, nuevos=altas_pedidos)
     despues = ahora | (previos & set(items))
     if despues:
-        completos.update(_productos_de_cancelados(conn, despues))  # after
+        completos.update(_productos_de_cancelados(sql, despues))  # after
 
 
 def _orden(c: Cambio) -> reglas.Orden:
     return reglas.orden(c.entidad, c.campo, c.valor, c.sello)
 
 
-def _escribir_filas(conn: Connection, tabla: Any, filas: dict[str, dict[str, Any]]) -> set[str]:
-    """Insert or update rows; answer the ids inserted."""
+def _columna(campo: str, valor: Any) -> Any:
+    if campo in DINERO:
+        return dinero(valor)
+    if campo in BOOLEANOS:
+        return int(bool(valor))
+    return valor
+
+
+def _escribir_filas(sql: Crudo, tabla: str, filas: dict[str, dict[str, Any]]) -> set[str]:
+    """Insert or update rows of ``tabla`` (fields named by the vocabulary); answer the ids inserted."""
     if not filas:
         return set()
-    existentes: set[str] = set()
-    ids = sorted(filas)
-    for parte in trozos(ids):
-        existentes.update((conn.execute(select(tabla.c.id).where(tabla.c.id.in_(parte)))).scalars())
-    por_forma: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    altas: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    existentes = {f[0] for f in sql.en(f"SELECT id FROM {tabla} WHERE id IN {{en}}", filas)}
+    por_forma: dict[tuple[str, ...], list[tuple[Any, ...]]] = defaultdict(list)
+    altas: dict[tuple[str, ...], list[tuple[Any, ...]]] = defaultdict(list)
     for id_, valores in filas.items():
         forma = tuple(sorted(valores))
+        fila = tuple(_columna(k, valores[k]) for k in forma)
         if id_ in existentes:
             if valores:
-                por_forma[forma].append({"_id": id_, **{f"v_{k}": v for k, v in valores.items()}})
+                por_forma[forma].append((*fila, id_))
         else:
-            altas[forma].append({"id": id_, **valores})
-    for lote in altas.values():
-        conn.execute(insert(tabla), lote)
+            altas[forma].append((id_, *fila))
+    for forma, lote in altas.items():
+        columnas = ", ".join(("id", *forma))
+        marcas = ", ".join("?" * (len(forma) + 1))
+        sql.muchas(f"INSERT INTO {tabla} ({columnas}) VALUES ({marcas})", lote)
     for forma, lote in por_forma.items():
-        conn.execute(
-            update(tabla).where(tabla.c.id == bindparam("_id")).values({k: bindparam(f"v_{k}") for k in forma}),
-            lote,
-        )
+        asignaciones = ", ".join(f"{k} = ?" for k in forma)
+        sql.muchas(f"UPDATE {tabla} SET {asignaciones} WHERE id = ?", lote)
     return set(filas) - existentes
 
 
-def _escribir_items(conn: Connection, items: dict[str, list[dict[str, Any]]], nuevos: set[str]) -> None:
+def _escribir_items(sql: Crudo, items: dict[str, list[dict[str, Any]]], nuevos: set[str]) -> None:
     """Replace the lines of orders; an order whose row is new in this batch has none yet."""
     if not items:
         return
-    for parte in trozos(sorted(set(items) - nuevos)):
-        conn.execute(delete(m.pedido_items).where(m.pedido_items.c.pedido_id.in_(parte)))
-    conn.execute(
-        insert(m.pedido_items),
+    viejos = set(items) - nuevos
+    if viejos:
+        sql.en_sin_filas("DELETE FROM pedido_items WHERE pedido_id IN {en}", viejos)
+    sql.muchas(
+        "INSERT INTO pedido_items (pedido_id, linea, producto_id, cantidad, precio_unitario, subtotal) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
         [
-            {"pedido_id": pid, "linea": n, **item}
+            (pid, n, i["producto_id"], i["cantidad"], dinero(i["precio_unitario"]), dinero(i["subtotal"]))
             for pid, lineas in items.items()
-            for n, item in enumerate(lineas, start=1)
+            for n, i in enumerate(lineas, start=1)
         ],
     )
 
 
-def _aplicar_contadores(conn: Connection, lote: Sequence[Cambio]) -> dict[str, int]:
+def _aplicar_contadores(sql: Crudo, lote: Sequence[Cambio]) -> dict[str, int]:
     """Stock entries are grow-only per origin: keep the max of every value seen.
 
     Answers, per product, how much ``entradas - salidas`` moved.
@@ -237,40 +238,35 @@ def _aplicar_contadores(conn: Connection, lote: Sequence[Cambio]) -> dict[str, i
         entrada[c.campo] = reglas.fusionar_contador(entrada.get(c.campo), c.valor)
     if not maximos:
         return {}
-    guardados: dict[tuple[str, str], dict[str, int]] = {}
-    productos = sorted({k[0] for k in maximos})
+    guardados = {
+        (pid, nodo): {"entradas": e, "salidas": s}
+        for pid, nodo, e, s in sql.en(
+            "SELECT producto_id, nodo, entradas, salidas FROM contadores_stock WHERE producto_id IN {en}",
+            {k[0] for k in maximos},
+        )
+    }
     deltas: dict[str, int] = defaultdict(int)
-    for parte in trozos(productos):
-        filas = conn.execute(select(m.contadores_stock).where(m.contadores_stock.c.producto_id.in_(parte)))
-        for f in filas:
-            guardados[(f.producto_id, f.nodo)] = {"entradas": f.entradas, "salidas": f.salidas}
     altas, cambios = [], []
     for (pid, nodo), valores in maximos.items():
         previo = guardados.get((pid, nodo))
         if previo is None:
             entrada = {"entradas": 0, "salidas": 0, **valores}
-            altas.append({"producto_id": pid, "nodo": nodo, **entrada})
+            altas.append((pid, nodo, entrada["entradas"], entrada["salidas"]))
             deltas[pid] += entrada["entradas"] - entrada["salidas"]
             continue
         fusion = {k: reglas.fusionar_contador(previo[k], v) for k, v in valores.items()}
         fusion = {**previo, **fusion}
         if fusion != previo:
             deltas[pid] += (fusion["entradas"] - previo["entradas"]) - (fusion["salidas"] - previo["salidas"])
-            cambios.append({"_p": pid, "_n": nodo, "_e": fusion["entradas"], "_s": fusion["salidas"]})
-    if altas:
-        conn.execute(insert(m.contadores_stock), altas)
-    if cambios:
-        t = m.contadores_stock.c
-        conn.execute(
-            update(m.contadores_stock)
-            .where(and_(t.producto_id == bindparam("_p"), t.nodo == bindparam("_n")))
-            .values(entradas=bindparam("_e"), salidas=bindparam("_s")),
-            cambios,
-        )
+            cambios.append((fusion["entradas"], fusion["salidas"], pid, nodo))
+    sql.muchas(
+        "INSERT INTO contadores_stock (producto_id, nodo, entradas, salidas, devueltas) VALUES (?, ?, ?, ?, 0)", altas
+    )
+    sql.muchas("UPDATE contadores_stock SET entradas = ?, salidas = ? WHERE producto_id = ? AND nodo = ?", cambios)
     return deltas
 
 
-def _aplicar_cesiones(conn: Connection, lote: Sequence[Cambio]) -> None:
+def _aplicar_cesiones(sql: Crudo, lote: Sequence[Cambio]) -> None:
     """Rights transferred are grow-only per (product, origin, destination): keep the max."""
     maximos: dict[tuple[str, str, str], int] = {}
     for c in lote:
@@ -278,80 +274,60 @@ def _aplicar_cesiones(conn: Connection, lote: Sequence[Cambio]) -> None:
         maximos[k] = reglas.fusionar_contador(maximos.get(k), c.valor["unidades"])
     if not maximos:
         return
-    t = m.cesiones_stock.c
-    guardados: dict[tuple[str, str, str], int] = {}
-    for parte in trozos(sorted({k[0] for k in maximos})):
-        filas = conn.execute(select(m.cesiones_stock).where(t.producto_id.in_(parte)))
-        guardados.update({(f.producto_id, f.origen, f.destino): f.unidades for f in filas})
-    altas = [
-        {"producto_id": p, "origen": o, "destino": d, "unidades": n}
-        for (p, o, d), n in maximos.items()
-        if (p, o, d) not in guardados
-    ]
-    cambios = [
-        {"_p": p, "_o": o, "_d": d, "_n": n}
-        for (p, o, d), n in maximos.items()
-        if (p, o, d) in guardados and n > guardados[(p, o, d)]
-    ]
-    if altas:
-        conn.execute(insert(m.cesiones_stock), altas)
-    if cambios:
-        conn.execute(
-            update(m.cesiones_stock)
-            .where(and_(t.producto_id == bindparam("_p"), t.origen == bindparam("_o"), t.destino == bindparam("_d")))
-            .values(unidades=bindparam("_n")),
-            cambios,
+    guardados = {
+        (p, o, d): n
+        for p, o, d, n in sql.en(
+            "SELECT producto_id, origen, destino, unidades FROM cesiones_stock WHERE producto_id IN {en}",
+            {k[0] for k in maximos},
         )
+    }
+    sql.muchas(
+        "INSERT INTO cesiones_stock (producto_id, origen, destino, unidades) VALUES (?, ?, ?, ?)",
+        [(p, o, d, n) for (p, o, d), n in maximos.items() if (p, o, d) not in guardados],
+    )
+    sql.muchas(
+        "UPDATE cesiones_stock SET unidades = ? WHERE producto_id = ? AND origen = ? AND destino = ?",
+        [(n, p, o, d) for (p, o, d), n in maximos.items() if (p, o, d) in guardados and n > guardados[(p, o, d)]],
+    )
 
 
-def _registrar_conflictos(conn: Connection, lote: Sequence[Cambio]) -> None:
+def _registrar_conflictos(sql: Crudo, lote: Sequence[Cambio]) -> None:
     """Record every pair of ``estado`` writes that share a base (neither saw the other)."""
     if not lote:
         return
-    c = m.cambios.c
-    pares: dict[tuple[str, str, str], dict[str, Any]] = {}
+    pares: dict[tuple[str, str, str], tuple[Any, ...]] = {}
     for cambio in lote:
-        hermanos = conn.execute(
-            select(c.origen, c.hlc, c.valor).where(
-                c.entidad == cambio.entidad,
-                c.clave == cambio.clave,
-                c.campo == cambio.campo,
-                c.base == cambio.base,
-            )
+        hermanos = sql.filas(
+            "SELECT origen, hlc, valor FROM cambios WHERE entidad = ? AND clave = ? AND campo = ? AND base = ?",
+            (cambio.entidad, cambio.clave, cambio.campo, cambio.base),
         )
-        for h in hermanos:
-            if (h.hlc, h.origen) == cambio.sello:
+        for origen, hlc, valor in hermanos:
+            if (hlc, origen) == cambio.sello:
                 continue
             a = (_orden(cambio), cambio.sello, codificar(cambio.valor))
-            orden_h = reglas.orden(cambio.entidad, cambio.campo, json.loads(h.valor), (h.hlc, h.origen))
-            b = (orden_h, (h.hlc, h.origen), h.valor)
+            orden_h = reglas.orden(cambio.entidad, cambio.campo, json.loads(valor), (hlc, origen))
+            b = (orden_h, (hlc, origen), valor)
             ganador, perdedor = (a, b) if a[0] > b[0] else (b, a)
             clave = (cambio.clave, reglas.sello_texto(ganador[1]), reglas.sello_texto(perdedor[1]))
-            pares[clave] = {
-                "pedido_id": clave[0],
-                "ganador": clave[1],
-                "perdedor": clave[2],
-                "campo": cambio.campo,
-                "valor_ganador": ganador[2],
-                "valor_perdedor": perdedor[2],
-                "base": cambio.base,
-            }
+            pares[clave] = (*clave, cambio.campo, ganador[2], perdedor[2], cambio.base)
     if not pares:
         return
-    t = m.conflictos.c
-    existentes = conn.execute(
-        select(t.pedido_id, t.ganador, t.perdedor).where(t.pedido_id.in_(sorted({k[0] for k in pares})))
+    existentes = sql.en(
+        "SELECT pedido_id, ganador, perdedor FROM conflictos WHERE pedido_id IN {en}", {k[0] for k in pares}
     )
     for fila in existentes:
-        pares.pop((fila.pedido_id, fila.ganador, fila.perdedor), None)
-    if pares:
-        conn.execute(insert(m.conflictos), list(pares.values()))
+        pares.pop(tuple(fila), None)  # type: ignore[arg-type]
+    sql.muchas(
+        "INSERT INTO conflictos (pedido_id, ganador, perdedor, campo, valor_ganador, valor_perdedor, base) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        list(pares.values()),
+    )
 
 
 def recalcular_stock(conn: Connection, productos: Sequence[str]) -> None:
     """Each node's ``devueltas``, then stock = Σ (entradas − salidas + devueltas) (see sync.reglas)."""
     p, cs, it, pe = m.productos, m.contadores_stock, m.pedido_items, m.pedidos
-    for parte in trozos(productos):
+    for parte in trozos(productos, TROZO):
         # Cancelled units go back to the node that sold them: it needs a counter row to hold them.
         vendedores = conn.execute(
             select(it.c.producto_id, pe.c.nodo_origen)

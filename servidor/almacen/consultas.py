@@ -20,11 +20,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from servidor.almacen import modelos as m
-from servidor.almacen.aplicar import trozos
+from servidor.almacen.crudo import Crudo, a_dinero, trozos
 
 CAMPOS_CLIENTE = ("id", "nombre", "email", "telefono", "direccion", "creado_en")
 CAMPOS_PRODUCTO = ("id", "nombre", "descripcion", "precio", "stock", "creado_en")
@@ -47,20 +47,25 @@ def _fila(fila: Any, campos: Sequence[str]) -> dict[str, Any]:
 
 
 @functools.cache
-def _sentencia_por_ids(tabla: Any, eliminados: bool) -> Any:
-    """``SELECT`` of the rows of ``tabla`` whose id is in ``:ids``, built once (it is on every write's path)."""
-    condicion = tabla.c.creado_en.is_not(None) if eliminados else _visibles(tabla)
-    return select(tabla).where(tabla.c.id.in_(bindparam("ids", expanding=True)), condicion)
+def _lector_por_ids(tabla: Any, campos: tuple[str, ...], eliminados: bool) -> tuple[str, Any]:
+    """The ``SELECT`` of ``campos`` of the rows whose id is in a list, and the converter of each column."""
+    condicion = "creado_en IS NOT NULL"
+    if not eliminados and "eliminado" in tabla.c:
+        condicion += " AND eliminado = 0"
+    texto = f"SELECT {', '.join(campos)} FROM {tabla.name} WHERE id IN {{en}} AND {condicion}"
+    return texto, tuple(a_dinero if isinstance(tabla.c[k].type, m.Dinero) else None for k in campos)
+
+
+def _convertir(fila: Any, campos: Sequence[str], conversores: Sequence[Any]) -> dict[str, Any]:
+    return {k: (v if f is None else f(v)) for k, v, f in zip(campos, fila, conversores, strict=True)}
 
 
 def _por_ids(
-    conn: Connection, tabla: Any, campos: Sequence[str], ids: Sequence[str], eliminados: bool = False
+    conn: Connection, tabla: Any, campos: tuple[str, ...], ids: Sequence[str], eliminados: bool = False
 ) -> dict[str, dict[str, Any]]:
-    encontrados: dict[str, dict[str, Any]] = {}
-    for parte in trozos(sorted(set(ids)), TROZO_LECTURA):
-        filas = conn.execute(_sentencia_por_ids(tabla, eliminados), {"ids": list(parte)})
-        encontrados.update({f.id: _fila(f, campos) for f in filas})
-    return encontrados
+    """Rows by id, straight through the driver (``crudo``): every write reads one back this way."""
+    texto, conversores = _lector_por_ids(tabla, campos, eliminados)
+    return {f[0]: _convertir(f, campos, conversores) for f in Crudo(conn).en(texto, ids)}
 
 
 def _pagina(consulta: Any, limite: int | None, desde: int) -> Any:
@@ -103,28 +108,21 @@ def _con_derechos(conn: Connection, productos: list[dict[str, Any]], todos: bool
     return productos
 
 
-@functools.cache
-def _sentencia_propios() -> Any:
-    p, cs, ce = m.productos, m.contadores_stock, m.cesiones_stock
-    nodo: Any = bindparam("nodo")
-    suyo = select(cs.c.entradas - cs.c.salidas + cs.c.devueltas).where(cs.c.producto_id == p.c.id, cs.c.nodo == nodo)
-    recibidas = select(func.sum(ce.c.unidades)).where(ce.c.producto_id == p.c.id, ce.c.destino == nodo)
-    cedidas = select(func.sum(ce.c.unidades)).where(ce.c.producto_id == p.c.id, ce.c.origen == nodo)
-    propios = (
-        func.coalesce(suyo.scalar_subquery(), 0)
-        + func.coalesce(recibidas.scalar_subquery(), 0)
-        - func.coalesce(cedidas.scalar_subquery(), 0)
-    )
-    return select(p.c.id, propios).where(p.c.id.in_(bindparam("ids", expanding=True)))
+# A node's rights to each product (see ``derechos``): its counter entry, plus what others
+# transferred to it, minus what it transferred.
+_PROPIOS = (
+    "SELECT p.id,"
+    " COALESCE((SELECT cs.entradas - cs.salidas + cs.devueltas FROM contadores_stock cs"
+    " WHERE cs.producto_id = p.id AND cs.nodo = ?), 0)"
+    " + COALESCE((SELECT SUM(ce.unidades) FROM cesiones_stock ce WHERE ce.producto_id = p.id AND ce.destino = ?), 0)"
+    " - COALESCE((SELECT SUM(ce.unidades) FROM cesiones_stock ce WHERE ce.producto_id = p.id AND ce.origen = ?), 0)"
+    " FROM productos p WHERE p.id IN {en}"
+)
 
 
 def derechos_propios(conn: Connection, productos: Sequence[str], nodo: str) -> dict[str, int]:
     """``nodo``'s rights to each of ``productos``, in one statement (a sale's check; see :func:`derechos`)."""
-    propios: dict[str, int] = {}
-    for parte in trozos(sorted(set(productos)), TROZO_LECTURA):
-        filas = conn.execute(_sentencia_propios(), {"ids": list(parte), "nodo": nodo})
-        propios.update({pid: int(n) for pid, n in filas})
-    return propios
+    return {pid: int(n) for pid, n in Crudo(conn).en(_PROPIOS, productos, nodo, nodo, nodo)}
 
 
 def derechos(conn: Connection, productos: Sequence[str] | None) -> dict[str, dict[str, int]]:
@@ -158,12 +156,21 @@ def producto(conn: Connection, id: str) -> dict[str, Any] | None:
 
 
 def items_por_pedidos(conn: Connection, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    t = m.pedido_items
     items: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for parte in trozos(sorted(set(ids)), TROZO_LECTURA):
-        filas = conn.execute(select(t).where(t.c.pedido_id.in_(parte)).order_by(t.c.pedido_id, t.c.linea))
-        for f in filas:
-            items[f.pedido_id].append(_fila(f, CAMPOS_ITEM))
+    filas = Crudo(conn).en(
+        "SELECT pedido_id, producto_id, cantidad, precio_unitario, subtotal FROM pedido_items"
+        " WHERE pedido_id IN {en} ORDER BY pedido_id, linea",
+        ids,
+    )
+    for pedido_id, producto_id, cantidad, precio, subtotal in filas:
+        items[pedido_id].append(
+            {
+                "producto_id": producto_id,
+                "cantidad": cantidad,
+                "precio_unitario": a_dinero(precio),
+                "subtotal": a_dinero(subtotal),
+            }
+        )
     return items
 
 

@@ -151,11 +151,7 @@ class Reparto:
         enlazados = self.cedentes.enlazados()
         if not enlazados:
             return 0
-        pedidos = [
-            (f.producto_id, par, n)
-            for f in faltas
-            for par, n in plan(f.deficit, f.derechos, enlazados).items()
-        ]
+        pedidos = [(f.producto_id, par, n) for f in faltas for par, n in plan(f.deficit, f.derechos, enlazados).items()]
         obtenidos = await asyncio.gather(
             *(self.cedentes.pedir_derechos(par, pid, n, 0, plazo) for pid, par, n in pedidos)
         )

@@ -1,0 +1,87 @@
+"""Plain SQL straight to the driver, for the statements on every write's path.
+
+SQLAlchemy Core costs about 100-200 µs a statement in Python before the
+driver is called (cache keys, parameter processing, result wrappers); the
+driver itself answers a by-key ``SELECT`` on SQLite in a few µs. An order
+takes a dozen such statements, so the paths every order and every merge
+take (``apply``, stamping, the readers a write uses) talk to the DBAPI
+cursor of the same ``Connection`` directly, inside the same transaction.
+Everything else stays Core.
+
+SQL here is written with ``?`` placeholders and ``{en}`` where an ``IN``
+list goes; :class:`Crudo` turns them into the driver's paramstyle (``%s``
+for asyncmy) once per shape. Column values cross without SQLAlchemy's type
+processing, so money and booleans are converted here: :func:`dinero` on the
+way in, :func:`a_dinero` on the way out.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+CENTIMO = Decimal("0.01")
+# Ids per IN list: within SQLite's limit of 32,766 bound values, with room for the others.
+TROZO = 5000
+
+
+def dinero(valor: Any) -> str | None:
+    """Money as both backends store it exactly: text on SQLite, parsed by MySQL into DECIMAL(12,2)."""
+    return None if valor is None else str(Decimal(valor).quantize(CENTIMO))
+
+
+def a_dinero(valor: Any) -> Decimal | None:
+    return None if valor is None else Decimal(valor).quantize(CENTIMO)
+
+
+def trozos(valores: Sequence[Any], n: int = TROZO) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(valores), n):
+        yield valores[i : i + n]
+
+
+@functools.lru_cache(maxsize=4096)
+def _texto(sql: str, n: int, formato: bool) -> str:
+    if "{en}" in sql:
+        sql = sql.replace("{en}", "(" + ",".join("?" * n) + ")")
+    return sql.replace("?", "%s") if formato else sql
+
+
+class Crudo:
+    """The DBAPI cursor of ``conn``, in its open transaction."""
+
+    __slots__ = ("cur", "formato", "mysql")
+
+    def __init__(self, conn: Connection) -> None:
+        self.mysql = conn.dialect.name != "sqlite"
+        self.formato = conn.dialect.paramstyle in ("format", "pyformat")
+        if not conn.in_transaction():
+            conn.begin()  # several reads see one snapshot, as they would through Core
+        self.cur = conn.connection.cursor()
+
+    def ejecutar(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.cur.execute(_texto(sql, 0, self.formato), params)
+
+    def filas(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        self.cur.execute(_texto(sql, 0, self.formato), params)
+        return list(self.cur.fetchall())
+
+    def muchas(self, sql: str, filas: Sequence[Sequence[Any]]) -> None:
+        if filas:
+            self.cur.executemany(_texto(sql, 0, self.formato), filas)
+
+    def en(self, sql: str, claves: Iterable[Any], *antes: Any) -> list[Any]:
+        """Rows of ``sql`` whose ``{en}`` list holds ``claves`` (in parts), after parameters ``antes``."""
+        ordenadas = sorted(set(claves))
+        resultado: list[Any] = []
+        for parte in trozos(ordenadas):
+            self.cur.execute(_texto(sql, len(parte), self.formato), (*antes, *parte))
+            resultado.extend(self.cur.fetchall())
+        return resultado
+
+    def en_sin_filas(self, sql: str, claves: Iterable[Any], *antes: Any) -> None:
+        for parte in trozos(sorted(set(claves))):
+            self.cur.execute(_texto(sql, len(parte), self.formato), (*antes, *parte))
