@@ -12,7 +12,9 @@ SQL here is written with ``?`` placeholders and ``{en}`` where an ``IN``
 list goes; :class:`Crudo` turns them into the driver's paramstyle (``%s``
 for asyncmy) once per shape. Column values cross without SQLAlchemy's type
 processing, so money and booleans are converted here: :func:`dinero` on the
-way in, :func:`a_dinero` on the way out.
+way in, :func:`a_dinero` on the way out. The engine's
+``before_cursor_execute`` listeners still see every statement (that is how
+tests and ``bench.lista`` count them).
 """
 
 from __future__ import annotations
@@ -53,35 +55,45 @@ def _texto(sql: str, n: int, formato: bool) -> str:
 class Crudo:
     """The DBAPI cursor of ``conn``, in its open transaction."""
 
-    __slots__ = ("cur", "formato", "mysql")
+    __slots__ = ("conn", "cur", "formato")
 
     def __init__(self, conn: Connection) -> None:
-        self.mysql = conn.dialect.name != "sqlite"
+        self.conn = conn
         self.formato = conn.dialect.paramstyle in ("format", "pyformat")
         if not conn.in_transaction():
             conn.begin()  # several reads see one snapshot, as they would through Core
         self.cur = conn.connection.cursor()
 
+    def _correr(self, sql: str, n: int, params: Any, muchas: bool = False) -> None:
+        texto = _texto(sql, n, self.formato)
+        escuchas = self.conn.dispatch.before_cursor_execute
+        if escuchas:
+            for fn in escuchas:
+                texto, params = fn(self.conn, self.cur, texto, params, None, muchas)
+        if muchas:
+            self.cur.executemany(texto, params)
+        else:
+            self.cur.execute(texto, params)
+
     def ejecutar(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self.cur.execute(_texto(sql, 0, self.formato), params)
+        self._correr(sql, 0, params)
 
     def filas(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        self.cur.execute(_texto(sql, 0, self.formato), params)
+        self._correr(sql, 0, params)
         return list(self.cur.fetchall())
 
     def muchas(self, sql: str, filas: Sequence[Sequence[Any]]) -> None:
         if filas:
-            self.cur.executemany(_texto(sql, 0, self.formato), filas)
+            self._correr(sql, 0, filas, muchas=True)
 
     def en(self, sql: str, claves: Iterable[Any], *antes: Any) -> list[Any]:
         """Rows of ``sql`` whose ``{en}`` list holds ``claves`` (in parts), after parameters ``antes``."""
-        ordenadas = sorted(set(claves))
         resultado: list[Any] = []
-        for parte in trozos(ordenadas):
-            self.cur.execute(_texto(sql, len(parte), self.formato), (*antes, *parte))
+        for parte in trozos(sorted(set(claves))):
+            self._correr(sql, len(parte), (*antes, *parte))
             resultado.extend(self.cur.fetchall())
         return resultado
 
     def en_sin_filas(self, sql: str, claves: Iterable[Any], *antes: Any) -> None:
         for parte in trozos(sorted(set(claves))):
-            self.cur.execute(_texto(sql, len(parte), self.formato), (*antes, *parte))
+            self._correr(sql, len(parte), (*antes, *parte))

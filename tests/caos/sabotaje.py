@@ -46,14 +46,14 @@ def perder_cambio(nodo: str) -> None:
     original = almacen.aplicar
     perdido: list[Cambio] = []
 
-    def aplicar(conn: Connection, lote: Sequence[Cambio]) -> None:
+    def aplicar(conn: Connection, lote: Sequence[Cambio], *resto: Any) -> None:
         if not perdido:
             for c in lote:
                 if c.origen != nodo and c.entidad == "pedido" and c.campo == "creado_en":
                     perdido.append(c)
                     lote = [x for x in lote if x is not c]
                     break
-        original(conn, lote)
+        original(conn, lote, *resto)
 
     almacen.aplicar = aplicar  # type: ignore[assignment]
 
@@ -63,8 +63,8 @@ def aplicar_dos_veces(nodo: str) -> None:
 
     original = modulo._aplicar_contadores
 
-    def contadores(conn: Connection, lote: Sequence[Cambio]) -> dict[str, int]:
-        deltas = original(conn, lote)
+    def contadores(sql: Any, lote: Sequence[Cambio]) -> dict[str, int]:
+        deltas = original(sql, lote)
         if any(c.origen != nodo for c in lote):
             return {pid: 2 * d for pid, d in deltas.items()}
         return deltas
