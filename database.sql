@@ -35,7 +35,6 @@ CREATE TABLE IF NOT EXISTS cambios (
     valor    TEXT         NOT NULL,
     base     VARCHAR(100),
     PRIMARY KEY (origen, seq),
-    INDEX ix_cambios_hlc (hlc, origen),
     INDEX ix_cambios_entidad (entidad, clave, campo)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 

@@ -77,6 +77,8 @@ class Cluster:
     rights_wait_ms: int = 300
     # Client tokens; none means no client can call the API (only ping and the page).
     tokens: tuple[Token, ...] = ()
+    # One log line per HTTP request (uvicorn's access log); errors are logged either way.
+    access_log: bool = False
 
     def nodo(self, nodo_id: str) -> Nodo:
         for nodo in self.nodes:
@@ -179,6 +181,9 @@ def _cluster_desde(datos: dict[str, Any], ruta: Path, entorno: Mapping[str, str]
     espera = seccion.get("rights_wait_ms", 300)
     if not isinstance(espera, int) or isinstance(espera, bool) or not 0 <= espera <= 60_000:
         raise ErrorAjustes(f"{ruta}: [cluster] rights_wait_ms must be an integer 0-60000")
+    accesos = seccion.get("access_log", False)
+    if not isinstance(accesos, bool):
+        raise ErrorAjustes(f"{ruta}: [cluster] access_log must be true or false")
 
     lista = datos.get("nodes")
     if not isinstance(lista, list) or not lista:
@@ -215,6 +220,7 @@ def _cluster_desde(datos: dict[str, Any], ruta: Path, entorno: Mapping[str, str]
         ruta=ruta,
         rights_wait_ms=espera,
         tokens=tokens,
+        access_log=accesos,
     )
 
 

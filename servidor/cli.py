@@ -130,6 +130,7 @@ def ejecutar_nodo(ajustes: Ajustes) -> int:
         timeout_graceful_shutdown=PARADA_ORDENADA_S,
         ws_max_size=MAX_MENSAJE_WS,
         log_config=None,
+        access_log=ajustes.cluster.access_log,
         lifespan="on",
     )
     servidor = uvicorn.Server(config)

@@ -81,9 +81,16 @@ class Cambio:
         )
 
     def a_json(self) -> dict[str, Any]:
-        fila = self.a_fila()
-        fila["valor"] = self.valor
-        return fila
+        return {
+            "origen": self.origen,
+            "seq": self.seq,
+            "hlc": self.hlc,
+            "entidad": self.entidad,
+            "clave": self.clave,
+            "campo": self.campo,
+            "valor": self.valor,
+            "base": self.base,
+        }
 
 
 def codificar(valor: Any) -> str:

@@ -150,10 +150,10 @@ async def servir(ws: WebSocket, nodo: Nodo) -> None:
                 lote = p.lote(_continuacion(recientes, sesion.cursor, nodo.almacen.vector, sesion.par) or [])
                 recientes.clear()
                 if not lote:
-                    lote = p.lote(await nodo.almacen.cambios_para(sesion.cursor, p.MAX_LOTE, sesion.par))
+                    lote = await nodo.almacen.lote_para(sesion.cursor, p.MAX_LOTE, sesion.par)
                 if not lote:
                     break
-                await ws.send_text(p.codificar(sesion.enviar(lote)))
+                await ws.send_text(sesion.enviar(lote))
                 ultimo_envio = bucle.time()
                 dicho_al_dia = False
             for respuesta in [r for r in respuestas if sesion.enviado(r[0])]:
@@ -193,6 +193,9 @@ async def marcar(url: str, par: str, nodo: Nodo, ronda: bool = False) -> Ronda:
         ping_timeout=SILENCIO_S,
         close_timeout=1,
         max_size=p.MAX_MENSAJE,
+        # Deflating every batch cost the sender more CPU than the whole of JSON encoding;
+        # peers share a LAN (or a tunnel that compresses), not a metered link.
+        compression=None,
     ) as ws:
         await ws.send(p.codificar(sesion.hola(nodo.almacen.vector, nodo.almacen.reloj.ahora_ms())))
 
@@ -206,7 +209,31 @@ async def marcar(url: str, par: str, nodo: Nodo, ronda: bool = False) -> Ronda:
             finally:
                 esperando.pop(id, None)
 
-        try:
+        # Merges run in arrival order while the next batch is read and decoded: the
+        # writer thread's SQL and this thread's JSON overlap. Each batch is acknowledged
+        # once applied; an answer to a request for rights waits for every batch read
+        # before it, for its grant travels in one of them.
+        en_orden: asyncio.Queue[tuple[asyncio.Future[Any] | None, list[Cambio] | dict[str, Any]]] = asyncio.Queue(
+            maxsize=p.VENTANA_LOTES
+        )
+
+        async def confirmar() -> None:
+            while True:
+                fusion, que = await en_orden.get()
+                if fusion is not None:
+                    hecho = await fusion
+                    estado.contacto()  # only once the batch was accepted
+                    resultado.recibidos += len(que)
+                    resultado.aplicados += len(hecho.aplicados)
+                    await ws.send(p.codificar(sesion.ack(nodo.almacen.vector)))
+                else:
+                    assert isinstance(que, dict)
+                    espera = esperando.get(que["id"])
+                    if espera is not None and not espera.done():
+                        espera.set_result(que)
+                en_orden.task_done()
+
+        async def leer() -> None:
             while True:
                 msg = p.decodificar(await asyncio.wait_for(ws.recv(), SILENCIO_S))
                 autenticado = sesion.autenticado
@@ -220,21 +247,21 @@ async def marcar(url: str, par: str, nodo: Nodo, ronda: bool = False) -> Ronda:
                         estado.notificar()
                     log.info("%s: linked to %s", nodo.nodo_id, par)
                 if cambios is not None:
-                    hecho = await nodo.almacen.fusionar(cambios, validados=True)  # by SesionCliente
-                    estado.contacto()  # only once the batch was accepted
-                    resultado.recibidos += len(cambios)
-                    resultado.aplicados += len(hecho.aplicados)
-                    await ws.send(p.codificar(sesion.ack(nodo.almacen.vector)))
+                    fusion = asyncio.ensure_future(nodo.almacen.fusionar(cambios, validados=True))  # by SesionCliente
+                    await en_orden.put((fusion, cambios))
                 elif msg["tipo"] == "latido":
                     await ws.send(p.codificar(sesion.ack(nodo.almacen.vector)))
                 elif msg["tipo"] == "al_dia":
                     resultado.al_dia = True
                     if ronda:
-                        return resultado
+                        await en_orden.join()
+                        return
                 elif msg["tipo"] == "derechos":
-                    espera = esperando.get(msg["id"])
-                    if espera is not None and not espera.done():
-                        espera.set_result(msg)
+                    await en_orden.put((None, msg))
+
+        try:
+            await _hasta_que_uno_termine(leer(), confirmar())
+            return resultado
         except ErrorSync as e:
             codigo = getattr(e, "codigo", "ERROR_SYNC")
             log.warning("%s: refused what %s sent: %s %s", nodo.nodo_id, par, codigo, e.mensaje)
@@ -242,6 +269,10 @@ async def marcar(url: str, par: str, nodo: Nodo, ronda: bool = False) -> Ronda:
                 await ws.send(p.codificar(p.error(codigo, e.mensaje)))
             raise
         finally:
+            while not en_orden.empty():
+                fusion, _ = en_orden.get_nowait()
+                if fusion is not None and not fusion.cancel() and not fusion.cancelled():
+                    fusion.exception()  # retrieved: the link is going down for a reason already raised
             for espera in esperando.values():
                 if not espera.done():
                     espera.set_exception(ConnectionError(f"link to {par} closed"))
@@ -285,6 +316,8 @@ def _continuacion(
         por_origen.setdefault(c.origen, []).append(c.seq)
     for origen, hasta in faltan.items():
         desde = cursor.get(origen, 0) + 1
-        if por_origen.get(origen) != list(range(desde, hasta + 1)):
+        seqs = por_origen.get(origen, [])
+        # Lengths first: after a long absence the peer lacks far more than memory holds.
+        if len(seqs) != hasta - desde + 1 or seqs != list(range(desde, hasta + 1)):
             return None
     return lote

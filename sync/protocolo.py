@@ -117,16 +117,33 @@ def error(codigo: str, mensaje: str) -> dict[str, Any]:
     return {"tipo": "error", "codigo": codigo, "mensaje": mensaje}
 
 
-def lote(cambios: list[Cambio]) -> list[Cambio]:
-    """Cut a batch so that its message stays under ``MAX_LOTE_BYTES``."""
-    tomados: list[Cambio] = []
+@dataclass(frozen=True)
+class Lote:
+    """Changes to send: each one's ``(origen, seq)`` and its JSON text, encoded once."""
+
+    claves: list[tuple[str, int]]
+    textos: list[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.claves)
+
+
+def cortar(claves: list[tuple[str, int]], textos: list[str]) -> Lote:
+    """Cut a batch so that its message stays under ``MAX_LOTE`` changes and ``MAX_LOTE_BYTES``."""
     tamano = 0
-    for c in cambios[:MAX_LOTE]:
-        tamano += len(codificar(c.a_json()).encode())
-        if tomados and tamano > MAX_LOTE_BYTES:
+    n = 0
+    for texto in textos[:MAX_LOTE]:
+        tamano += len(texto.encode())
+        if n and tamano > MAX_LOTE_BYTES:
             break
-        tomados.append(c)
-    return tomados
+        n += 1
+    return Lote(claves[:n], textos[:n])
+
+
+def lote(cambios: list[Cambio]) -> Lote:
+    """A batch of changes held in memory."""
+    cambios = cambios[:MAX_LOTE]
+    return cortar([(c.origen, c.seq) for c in cambios], [codificar(c.a_json()) for c in cambios])
 
 
 @dataclass
@@ -240,12 +257,13 @@ class SesionServidor:
     def puede_enviar(self) -> bool:
         return self.en_vuelo < VENTANA_LOTES
 
-    def enviar(self, cambios: list[Cambio]) -> dict[str, Any]:
-        """Message for a batch; moves the cursor past it."""
-        for c in cambios:
-            self.cursor[c.origen] = max(self.cursor.get(c.origen, 0), c.seq)
+    def enviar(self, lote: Lote) -> str:
+        """The message of a batch, encoded; moves the cursor past it."""
+        for origen, seq in lote.claves:
+            self.cursor[origen] = max(self.cursor.get(origen, 0), seq)
         self.en_vuelo += 1
-        return {"tipo": "cambios", "cambios": [c.a_json() for c in cambios]}
+        # The same text codificar({"tipo": "cambios", "cambios": [...]}) would give.
+        return '{"tipo":"cambios","cambios":[' + ",".join(lote.textos) + "]}"
 
     def recibir(self, msg: dict[str, Any]) -> Peticion | None:
         """Take an ``ack`` (answers None) or a request for rights (answers it, checked)."""

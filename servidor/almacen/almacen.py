@@ -45,8 +45,9 @@ from servidor.almacen import modelos as m
 from servidor.almacen.aplicar import aplicar
 from servidor.almacen.crudo import Crudo
 from servidor.almacen.motor import Motores, abrir
-from servidor.almacen.registro import cambios_para
+from servidor.almacen.registro import cambios_para, lote_para
 from servidor.errores import Validacion
+from sync import protocolo as p
 from sync import reglas
 from sync.cambios import MAX_UNIDADES, Cambio, validar
 from sync.reloj import Reloj, reloj_de_pared
@@ -189,6 +190,10 @@ class Almacen:
     async def cambios_para(self, vector: dict[str, int], limite: int, sin_origen: str | None = None) -> list[Cambio]:
         """The next changes a peer with ``vector`` lacks (see ``registro``)."""
         return await self.leer(cambios_para, vector, self.vector, limite, sin_origen)
+
+    async def lote_para(self, vector: dict[str, int], limite: int, sin_origen: str | None = None) -> p.Lote:
+        """The same changes as :meth:`cambios_para`, encoded for a peer link."""
+        return await self.leer(lote_para, vector, self.vector, limite, sin_origen)
 
     async def escribir(
         self, operacion: Callable[[Escritura], Any], despues: Callable[[Connection], T] | None = None

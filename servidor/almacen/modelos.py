@@ -44,7 +44,15 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 metadata = MetaData()
 
 # Binary collation: ids and origins compare byte for byte, as in SQLite and Python.
-MYSQL: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+# Every table is clustered on its primary key, as InnoDB always is: on SQLite (WITHOUT
+# ROWID) a row is one B-tree entry instead of a rowid row plus a primary key index entry,
+# which halves the work of the inserts a merge is made of.
+OPCIONES: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+    "sqlite_with_rowid": False,
+}
 
 ID = String(64)
 
@@ -82,7 +90,7 @@ clientes = Table(
     Column("direccion", String(2000)),
     Column("creado_en", String(40)),
     Column("eliminado", Boolean, nullable=False, server_default=false()),
-    **MYSQL,
+    **OPCIONES,
 )
 
 productos = Table(
@@ -94,7 +102,7 @@ productos = Table(
     Column("precio", DINERO),
     Column("stock", BigInteger, nullable=False, server_default=text("0")),
     Column("creado_en", String(40)),
-    **MYSQL,
+    **OPCIONES,
 )
 
 pedidos = Table(
@@ -109,7 +117,7 @@ pedidos = Table(
     Column("eliminado", Boolean, nullable=False, server_default=false()),
     Index("ix_pedidos_estado", "estado"),
     Index("ix_pedidos_cliente_id", "cliente_id"),
-    **MYSQL,
+    **OPCIONES,
 )
 
 pedido_items = Table(
@@ -122,7 +130,7 @@ pedido_items = Table(
     Column("precio_unitario", DINERO, nullable=False),
     Column("subtotal", DINERO, nullable=False),
     Index("ix_pedido_items_producto_id", "producto_id"),
-    **MYSQL,
+    **OPCIONES,
 )
 
 cambios = Table(
@@ -136,9 +144,8 @@ cambios = Table(
     Column("campo", String(32), nullable=False),
     Column("valor", Text, nullable=False),
     Column("base", String(100)),
-    Index("ix_cambios_hlc", "hlc", "origen"),
     Index("ix_cambios_entidad", "entidad", "clave", "campo"),
-    **MYSQL,
+    **OPCIONES,
 )
 
 sellos = Table(
@@ -149,7 +156,7 @@ sellos = Table(
     Column("campo", String(32), primary_key=True),
     Column("hlc", BigInteger, nullable=False),
     Column("origen", ID, nullable=False),
-    **MYSQL,
+    **OPCIONES,
 )
 
 contadores_stock = Table(
@@ -160,7 +167,7 @@ contadores_stock = Table(
     Column("entradas", BigInteger, nullable=False, server_default=text("0")),
     Column("salidas", BigInteger, nullable=False, server_default=text("0")),
     Column("devueltas", BigInteger, nullable=False, server_default=text("0")),
-    **MYSQL,
+    **OPCIONES,
 )
 
 cesiones_stock = Table(
@@ -170,7 +177,7 @@ cesiones_stock = Table(
     Column("origen", ID, primary_key=True),
     Column("destino", ID, primary_key=True),
     Column("unidades", BigInteger, nullable=False),
-    **MYSQL,
+    **OPCIONES,
 )
 
 conflictos = Table(
@@ -183,7 +190,7 @@ conflictos = Table(
     Column("valor_ganador", Text, nullable=False),
     Column("valor_perdedor", Text, nullable=False),
     Column("base", String(100), nullable=False),
-    **MYSQL,
+    **OPCIONES,
 )
 
 estado_nodo = Table(
@@ -192,5 +199,5 @@ estado_nodo = Table(
     Column("nodo_id", ID, primary_key=True),
     Column("hlc", BigInteger, nullable=False),
     Column("siguiente_seq", BigInteger, nullable=False),
-    **MYSQL,
+    **OPCIONES,
 )

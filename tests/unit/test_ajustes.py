@@ -216,6 +216,14 @@ def test_the_wait_for_stock_rights_can_be_set(escribir: Escribir) -> None:
     assert cargar(str(ruta), "nodo1", {}).cluster.rights_wait_ms == 50
 
 
+def test_the_access_log_is_off_unless_asked_for(escribir: Escribir) -> None:
+    assert cargar(str(escribir(CLUSTER + nodo("nodo1", 5000))), "nodo1", {}).cluster.access_log is False
+    ruta = escribir(CLUSTER + "access_log = true\n" + nodo("nodo1", 5000))
+    assert cargar(str(ruta), "nodo1", {}).cluster.access_log is True
+    ruta = escribir(CLUSTER + 'access_log = "yes"\n' + nodo("nodo1", 5000))
+    assert "access_log must be true or false" in mensaje(ruta)
+
+
 def test_pedidos_clock_offset_ms_shifts_this_nodes_clock_for_tests(escribir: Escribir) -> None:
     ruta = escribir(CLUSTER + nodo("nodo1", 5000))
     assert cargar(str(ruta), "nodo1", {}).desfase_reloj_ms == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from servidor.almacen import Almacen, consultas
 from servidor.dominio import Dominio
-from sync.cambios import Cambio
+from sync.cambios import Cambio, desde_json
 from sync.errores import DerivaReloj
 from sync.reloj import reloj_de_pared, sello
 from tests.bd import BACKENDS, base_nueva
@@ -213,3 +214,23 @@ async def test_a_write_whose_caller_is_cancelled_still_commits_before_the_next(t
     propios = [f.seq for f in await a.almacen.leer(consultas.cambios_de, "nodo1")]
     assert propios == list(range(1, len(propios) + 1))
     assert a.almacen.vector["nodo1"] == propios[-1] and a.almacen.vector["nodo9"] == 1
+
+
+async def test_a_batch_for_a_peer_says_exactly_what_the_log_holds(tres: list[Dominio]) -> None:
+    """The link's batch is built from stored columns: it must decode to the same changes, in the same order."""
+    a, b, _ = tres
+    cid, pid = await _catalogo(a)
+    await a.actualizar_cliente(cid, {"direccion": 'Calle "Ñandú" 7\\n\t€', "telefono": None})
+    pedido = await a.crear_pedido({"cliente_id": cid, "items": [{"producto_id": pid, "cantidad": 2}]})
+    await a.cambiar_estado(pedido["id"], "confirmado")  # a change with a base
+    await sincronizar(a.almacen, b.almacen)
+    await b.crear_cliente({"nombre": "Bea", "email": "bea@example.com"})
+    tiene = {"nodo1": 3}
+    for limite in (1, 5, 1000):
+        lote = await b.almacen.lote_para(tiene, limite)
+        cambios = await b.almacen.cambios_para(tiene, limite)
+        assert lote.claves == [(c.origen, c.seq) for c in cambios]
+        assert [json.loads(t) for t in lote.textos] == [c.a_json() for c in cambios]
+        assert [desde_json(json.loads(t)) for t in lote.textos] == cambios
+    assert any(c.base for c in await b.almacen.cambios_para(tiene, 1000))
+    assert not await b.almacen.lote_para(b.almacen.vector, 1000)

@@ -105,9 +105,10 @@ def _enlazados() -> tuple[p.SesionCliente, p.SesionServidor]:
 
 def test_a_batch_moves_the_server_cursor_and_the_client_gets_the_changes() -> None:
     cliente, servidor = _enlazados()
-    msg = servidor.enviar([_cambio(1), _cambio(2)])
+    msg = servidor.enviar(p.lote([_cambio(1), _cambio(2)]))
     assert servidor.cursor == {"nodo1": 2} and servidor.en_vuelo == 1
-    assert cliente.recibir(msg) == [_cambio(1), _cambio(2)]
+    assert msg == p.codificar({"tipo": "cambios", "cambios": [_cambio(1).a_json(), _cambio(2).a_json()]})
+    assert cliente.recibir(p.decodificar(msg)) == [_cambio(1), _cambio(2)]
 
 
 def test_a_malformed_change_in_a_batch_refuses_the_batch() -> None:
@@ -121,7 +122,7 @@ def test_the_server_keeps_at_most_a_window_of_batches_in_flight() -> None:
     cliente, servidor = _enlazados()
     for n in range(p.VENTANA_LOTES):
         assert servidor.puede_enviar()
-        servidor.enviar([_cambio(n + 1)])
+        servidor.enviar(p.lote([_cambio(n + 1)]))
     assert not servidor.puede_enviar()
     servidor.recibir(cliente.ack({"nodo1": 1}))
     assert servidor.puede_enviar() and servidor.acuse == {"nodo1": 1}
@@ -146,8 +147,8 @@ def test_an_oversized_or_non_json_message_is_refused() -> None:
 def test_a_batch_is_cut_to_stay_under_the_byte_limit() -> None:
     grande = [Cambio("nodo1", n, n, "cliente", f"c{n}", "direccion", "ñ" * 2000) for n in range(1, 501)]
     lote = p.lote(grande)
-    assert 0 < len(lote) < 500
-    mensaje = p.codificar({"tipo": "cambios", "cambios": [c.a_json() for c in lote]})
+    assert 0 < len(lote.claves) == len(lote.textos) < 500
+    mensaje = p.SesionServidor("c", "s", "nodo1", frozenset(), {}).enviar(lote)
     assert len(mensaje.encode()) <= p.MAX_LOTE_BYTES + 4096
 
 
@@ -171,7 +172,7 @@ def test_a_request_for_rights_is_checked_and_its_answer_waits_for_the_grant_to_g
     peticion = servidor.recibir(cliente.pedir(7, "p1", 3, 2))
     assert peticion == p.Peticion(7, "p1", 3, 2)
     assert not servidor.enviado(5)  # the grant, nodo1's change 5, has not been sent
-    servidor.enviar([_cambio(s) for s in range(1, 6)])
+    servidor.enviar(p.lote([_cambio(s) for s in range(1, 6)]))
     assert servidor.enviado(5) and servidor.enviado(None)
     respuesta = peticion.respuesta(3, 5)
     assert respuesta == {"tipo": "derechos", "id": 7, "unidades": 3, "seq": 5}
