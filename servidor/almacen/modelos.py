@@ -144,7 +144,9 @@ cambios = Table(
     Column("campo", String(32), nullable=False),
     Column("valor", Text, nullable=False),
     Column("base", String(100)),
-    Index("ix_cambios_entidad", "entidad", "clave", "campo"),
+    # For finding the writes that share a base (conflicts). SQLite indexes only the rows
+    # that have one, so a merge of new orders does not grow it.
+    Index("ix_cambios_entidad", "entidad", "clave", "campo", sqlite_where=text("base IS NOT NULL")),
     **OPCIONES,
 )
 
