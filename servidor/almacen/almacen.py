@@ -119,6 +119,7 @@ Trabajo = Callable[[Connection, Crudo, _Grupo], Any]
 class _Encargo:
     trabajo: Trabajo
     futuro: asyncio.Future[Any]
+    duradero: bool  # a local write, acknowledged once on disk; a merge can be fetched again
 
 
 class Almacen:
@@ -217,7 +218,7 @@ class Almacen:
                 grupo.aplicados.extend(lote)
             return despues(conn) if despues is not None else None
 
-        resultado: T | None = await self._encargar(trabajo)
+        resultado: T | None = await self._encargar(trabajo, duradero=True)
         return resultado
 
     async def fusionar(self, cambios: Sequence[Cambio], validados: bool = False) -> ResultadoFusion:
@@ -249,14 +250,14 @@ class Almacen:
                 grupo.aplicados.extend(lote)
             return ResultadoFusion(lote, duplicados, pendientes)
 
-        resultado: ResultadoFusion = await self._encargar(trabajo)
+        resultado: ResultadoFusion = await self._encargar(trabajo, duradero=False)
         return resultado
 
-    async def _encargar(self, trabajo: Trabajo) -> Any:
+    async def _encargar(self, trabajo: Trabajo, duradero: bool) -> Any:
         """Queue work for the writer task and wait until the transaction that ran it is over."""
         if not self._abierto:
             raise RuntimeError(f"{self.nodo_id}: the store is closed")
-        encargo = _Encargo(trabajo, asyncio.get_running_loop().create_future())
+        encargo = _Encargo(trabajo, asyncio.get_running_loop().create_future(), duradero)
         self._cola.append(encargo)
         self._hay_trabajo.set()
         if self._escritor is None:
@@ -318,7 +319,8 @@ class Almacen:
                 bucle.call_soon_threadsafe(self._avisar, grupo.aplicados)
 
         try:
-            _, hechos = await self.motores.transaccion(cuerpo, confirmado)
+            duradera = any(e.duradero for e in encargos)
+            _, hechos = await self.motores.transaccion(cuerpo, confirmado, duradera)
         except Exception as error:  # noqa: BLE001 - the transaction failed: so did all its work
             for e in encargos:
                 if not e.futuro.done():

@@ -9,6 +9,11 @@ All SQL of the store is plain synchronous SQLAlchemy code taking a
   aiosqlite's thread and back costs more than the statement itself). The
   transaction opens with ``BEGIN IMMEDIATE``, in WAL mode with
   ``synchronous=FULL`` (a commit is on disk before the client hears "ok").
+  A transaction that only merges peers' changes (``duradera=False``) commits
+  with ``synchronous=NORMAL``: no fsync of its own. The log is sequential, so
+  the next durable commit syncs it too, and a crash can only lose merged
+  changes no local write has built on yet, which the peers still hold and
+  send again (the version vector is read back from the log at start).
   On MySQL/MariaDB it runs through asyncmy with ``run_sync``.
 - reads (:meth:`Motores.leer`): through the async engine's pool
   (aiosqlite or asyncmy) with ``run_sync``, never waiting for the writer.
@@ -23,7 +28,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,18 +51,24 @@ class Motores:
     escritura: AsyncEngine | None = None  # MySQL: the one pool; SQLite: None
     escritor: Engine | None = None  # SQLite: synchronous, used only on ``hilo``
     hilo: ThreadPoolExecutor | None = None
+    sincronia: dict[str, str] = field(default_factory=lambda: {"pedida": "FULL"})  # SQLite: see the docstring
 
-    async def transaccion(self, cuerpo: Callable[[Connection], T], confirmado: Callable[[T], None] | None = None) -> T:
+    async def transaccion(
+        self, cuerpo: Callable[[Connection], T], confirmado: Callable[[T], None] | None = None, duradera: bool = True
+    ) -> T:
         """Run ``cuerpo`` in one write transaction: committed if it returns, rolled back if it raises.
 
         ``confirmado`` runs right after the commit, before anything else is
         written, with what ``cuerpo`` returned, even if the caller was
         cancelled meanwhile: what the node keeps in memory follows the disk.
+        ``duradera=False`` lets SQLite skip the fsync (merges only; see above).
         """
         if self.escritor is not None and self.hilo is not None:
             escritor = self.escritor
+            sincronia = self.sincronia
 
             def correr() -> T:
+                sincronia["pedida"] = "FULL" if duradera else "NORMAL"
                 with escritor.begin() as conn:
                     resultado = cuerpo(conn)
                 if confirmado is not None:
@@ -104,7 +115,9 @@ def _abrir_sqlite(url: str) -> Motores:
     if ruta and ruta != ":memory:":
         Path(ruta).parent.mkdir(parents=True, exist_ok=True)
 
-    def preparar(motor: Engine, inicio: str) -> None:
+    sincronia = {"pedida": "FULL", "actual": "FULL"}
+
+    def preparar(motor: Engine, inicio: str, escritor: bool = False) -> None:
         @event.listens_for(motor, "connect")
         def _al_conectar(dbapi: Any, _registro: Any) -> None:
             # Take transaction control away from the driver so that BEGIN is ours.
@@ -115,18 +128,23 @@ def _abrir_sqlite(url: str) -> Motores:
             cursor.execute("PRAGMA busy_timeout=10000")
             cursor.execute("PRAGMA foreign_keys=OFF")
             cursor.close()
+            if escritor:
+                sincronia["actual"] = "FULL"
 
         @event.listens_for(motor, "begin")
         def _al_empezar(conn: Any) -> None:
+            if escritor and sincronia["pedida"] != sincronia["actual"]:
+                conn.exec_driver_sql(f"PRAGMA synchronous={sincronia['pedida']}")
+                sincronia["actual"] = sincronia["pedida"]
             conn.exec_driver_sql(inicio)
 
     lectura = create_async_engine(url, pool_size=4, max_overflow=0)
     preparar(lectura.sync_engine, "BEGIN")
     # One connection, only ever used on the one writer thread.
     escritor = create_engine(u.set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0)
-    preparar(escritor, "BEGIN IMMEDIATE")
+    preparar(escritor, "BEGIN IMMEDIATE", escritor=True)
     hilo = ThreadPoolExecutor(max_workers=1, thread_name_prefix="escritor-sqlite")
-    return Motores(lectura=lectura, dialecto="sqlite", escritor=escritor, hilo=hilo)
+    return Motores(lectura=lectura, dialecto="sqlite", escritor=escritor, hilo=hilo, sincronia=sincronia)
 
 
 async def _abrir_mysql(url: str) -> Motores:

@@ -8,6 +8,7 @@ import json
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -234,3 +235,23 @@ async def test_a_batch_for_a_peer_says_exactly_what_the_log_holds(tres: list[Dom
         assert [desde_json(json.loads(t)) for t in lote.textos] == cambios
     assert any(c.base for c in await b.almacen.cambios_para(tiene, 1000))
     assert not await b.almacen.lote_para(b.almacen.vector, 1000)
+
+
+async def test_only_a_transaction_with_a_local_write_waits_for_the_disk(tmp_path: Path) -> None:
+    """SQLite: merges commit without an fsync of their own (peers hold them); local writes with one."""
+    a = await Almacen.abrir(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", "nodo1")
+    try:
+        dominio = Dominio(a)
+
+        def sincronia(conn: Any) -> int:
+            return int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+
+        await dominio.crear_cliente({"nombre": "Ana", "email": "ana@example.com"})
+        assert await a.motores.transaccion(sincronia) == 2  # FULL
+        ajeno = Cambio("nodo2", 1, sello(reloj_de_pared()), "cliente", "c9", "nombre", "Eva")
+        assert len((await a.fusionar([ajeno])).aplicados) == 1
+        assert await a.motores.transaccion(sincronia, duradera=False) == 1  # NORMAL, as the merge left it
+        await dominio.crear_cliente({"nombre": "Bea", "email": "bea@example.com"})
+        assert await a.motores.transaccion(sincronia) == 2
+    finally:
+        await a.cerrar()
