@@ -52,6 +52,9 @@ class Motores:
     escritor: Engine | None = None  # SQLite: synchronous, used only on ``hilo``
     hilo: ThreadPoolExecutor | None = None
     sincronia: dict[str, str] = field(default_factory=lambda: {"pedida": "FULL"})  # SQLite: see the docstring
+    # SQLite: the writer's connection, kept checked out on ``hilo`` (no pool round trip,
+    # and no reset rollback, per transaction).
+    _conexion: Connection | None = None
 
     async def transaccion(
         self, cuerpo: Callable[[Connection], T], confirmado: Callable[[T], None] | None = None, duradera: bool = True
@@ -69,7 +72,10 @@ class Motores:
 
             def correr() -> T:
                 sincronia["pedida"] = "FULL" if duradera else "NORMAL"
-                with escritor.begin() as conn:
+                if self._conexion is None or self._conexion.closed:
+                    self._conexion = escritor.connect()
+                conn = self._conexion
+                with conn.begin():
                     resultado = cuerpo(conn)
                 if confirmado is not None:
                     confirmado(resultado)
@@ -92,7 +98,14 @@ class Motores:
         if self.escritura is not None and self.escritura is not self.lectura:
             await self.escritura.dispose()
         if self.escritor is not None and self.hilo is not None:
-            await asyncio.get_running_loop().run_in_executor(self.hilo, self.escritor.dispose)
+            escritor = self.escritor
+
+            def soltar() -> None:
+                if self._conexion is not None:
+                    self._conexion.close()
+                escritor.dispose()
+
+            await asyncio.get_running_loop().run_in_executor(self.hilo, soltar)
             self.hilo.shutdown(wait=True)
 
 
