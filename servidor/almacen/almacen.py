@@ -223,15 +223,22 @@ class Almacen:
 
     async def fusionar(self, cambios: Sequence[Cambio], validados: bool = False) -> ResultadoFusion:
         """Apply a peer's changes; ``validados`` when they came through ``sync.cambios.desde_json``."""
-        ordenados = sorted(cambios, key=lambda c: (c.origen, c.seq))
         if not validados:
-            for c in ordenados:
+            for c in cambios:
                 validar(c)
+        # What the vector already covers is a duplicate for good (it only grows): a batch
+        # of nothing else, common when a third node relays what its origin sent too,
+        # costs no transaction.
+        visto = self._vector
+        ordenados = sorted((c for c in cambios if c.seq > visto.get(c.origen, 0)), key=lambda c: (c.origen, c.seq))
+        ya_vistos = len(cambios) - len(ordenados)
+        if not ordenados:
+            return ResultadoFusion([], ya_vistos, 0)
 
         def trabajo(conn: Connection, sql: Crudo, grupo: _Grupo) -> ResultadoFusion:
             vector = grupo.vector
             lote: list[Cambio] = []
-            duplicados = pendientes = 0
+            duplicados, pendientes = ya_vistos, 0
             for c in ordenados:
                 visto = vector.get(c.origen, 0)
                 if c.seq <= visto:
