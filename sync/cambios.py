@@ -93,8 +93,13 @@ class Cambio:
         }
 
 
+# Built once: json.dumps with options builds a new encoder on every call.
+_CODIFICADOR = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
 def codificar(valor: Any) -> str:
-    return json.dumps(valor, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    """The JSON text of a value as the log stores it: compact, keys sorted, UTF-8 as is."""
+    return _CODIFICADOR.encode(valor)
 
 
 def es_id(valor: Any) -> bool:

@@ -83,8 +83,11 @@ def decodificar(texto: str | bytes) -> dict[str, Any]:
     return msg
 
 
+_CODIFICADOR = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once
+
+
 def codificar(msg: Mapping[str, Any]) -> str:
-    return json.dumps(msg, separators=(",", ":"), ensure_ascii=False)
+    return _CODIFICADOR.encode(msg)
 
 
 def vector_valido(v: Any) -> dict[str, int]:

@@ -97,12 +97,13 @@ def _productos_de_cancelados(sql: Crudo, pedidos: set[str]) -> set[str]:
 
 def _aplicar_lww(sql: Crudo, lote: Sequence[Cambio], completos: set[str]) -> None:
     """Apply LWW writes; add to ``completos`` the products whose stock must be recomputed."""
-    mejores: dict[tuple[str, str, str], Cambio] = {}
+    mejores: dict[tuple[str, str, str], tuple[reglas.Orden, Cambio]] = {}
     for c in lote:
         k = (c.entidad, c.clave, c.campo)
+        orden = _orden(c)
         actual = mejores.get(k)
-        if actual is None or _orden(c) > _orden(actual):
-            mejores[k] = c
+        if actual is None or orden > actual[0]:
+            mejores[k] = (orden, c)
     if not mejores:
         return
 
@@ -124,7 +125,7 @@ def _aplicar_lww(sql: Crudo, lote: Sequence[Cambio], completos: set[str]) -> Non
             _, hlc, origen = guardados[("pedido", pid, "estado")]
             guardados[("pedido", pid, "estado")] = reglas.orden("pedido", "estado", "cancelado", (hlc, origen))
 
-    ganadores = [c for k, c in mejores.items() if reglas.gana(_orden(c), guardados.get(k))]
+    ganadores = [c for k, (orden, c) in mejores.items() if reglas.gana(orden, guardados.get(k))]
     if not ganadores:
         return
     nuevos = [c for c in ganadores if (c.entidad, c.clave, c.campo) not in guardados]
