@@ -43,7 +43,7 @@ from sqlalchemy.engine import Connection
 
 from servidor.almacen import modelos as m
 from servidor.almacen.aplicar import aplicar
-from servidor.almacen.crudo import Crudo
+from servidor.almacen.crudo import Crudo, crudo
 from servidor.almacen.motor import Motores, abrir
 from servidor.almacen.registro import cambios_para, lote_para
 from servidor.errores import Validacion
@@ -79,7 +79,7 @@ class Escritura:
     def sql(self) -> Crudo:
         """The transaction's driver cursor (see ``crudo``), for reads on the write path."""
         if self._sql is None:
-            self._sql = Crudo(self.conn)
+            self._sql = crudo(self.conn)
         return self._sql
 
     def poner(self, entidad: str, clave: str, campo: str, valor: Any) -> None:
@@ -296,7 +296,7 @@ class Almacen:
         solo = len(encargos) == 1
 
         def cuerpo(conn: Connection) -> tuple[_Grupo, list[tuple[bool, Any]]]:
-            sql = Crudo(conn)
+            sql = crudo(conn)
             grupo = _Grupo(self._siguiente_seq, dict(self._vector))
             hechos: list[tuple[bool, Any]] = []
             for e in encargos:

@@ -38,7 +38,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from servidor.almacen import modelos as m
-from servidor.almacen.crudo import Crudo, dinero, trozos
+from servidor.almacen.crudo import Crudo, crudo, dinero, trozos
 from sync import reglas
 from sync.cambios import Cambio, codificar
 
@@ -53,7 +53,7 @@ TROZO = 500
 def aplicar(conn: Connection, lote: Sequence[Cambio], sql: Crudo | None = None) -> None:
     if not lote:
         return
-    sql = sql or Crudo(conn)
+    sql = sql or crudo(conn)
     sql.muchas(
         "INSERT INTO cambios (origen, seq, hlc, entidad, clave, campo, valor, base) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(c.origen, c.seq, c.hlc, c.entidad, c.clave, c.campo, codificar(c.valor), c.base) for c in lote],

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from servidor.almacen import modelos as m
-from servidor.almacen.crudo import Crudo, a_dinero, trozos
+from servidor.almacen.crudo import a_dinero, crudo, trozos
 
 CAMPOS_CLIENTE = ("id", "nombre", "email", "telefono", "direccion", "creado_en")
 CAMPOS_PRODUCTO = ("id", "nombre", "descripcion", "precio", "stock", "creado_en")
@@ -65,7 +65,7 @@ def _por_ids(
 ) -> dict[str, dict[str, Any]]:
     """Rows by id, straight through the driver (``crudo``): every write reads one back this way."""
     texto, conversores = _lector_por_ids(tabla, campos, eliminados)
-    return {f[0]: _convertir(f, campos, conversores) for f in Crudo(conn).en(texto, ids)}
+    return {f[0]: _convertir(f, campos, conversores) for f in crudo(conn).en(texto, ids)}
 
 
 def _pagina(consulta: Any, limite: int | None, desde: int) -> Any:
@@ -122,7 +122,7 @@ _PROPIOS = (
 
 def derechos_propios(conn: Connection, productos: Sequence[str], nodo: str) -> dict[str, int]:
     """``nodo``'s rights to each of ``productos``, in one statement (a sale's check; see :func:`derechos`)."""
-    return {pid: int(n) for pid, n in Crudo(conn).en(_PROPIOS, productos, nodo, nodo, nodo)}
+    return {pid: int(n) for pid, n in crudo(conn).en(_PROPIOS, productos, nodo, nodo, nodo)}
 
 
 def derechos(conn: Connection, productos: Sequence[str] | None) -> dict[str, dict[str, int]]:
@@ -157,7 +157,7 @@ def producto(conn: Connection, id: str) -> dict[str, Any] | None:
 
 def items_por_pedidos(conn: Connection, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     items: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    filas = Crudo(conn).en(
+    filas = crudo(conn).en(
         "SELECT pedido_id, producto_id, cantidad, precio_unitario, subtotal FROM pedido_items"
         " WHERE pedido_id IN {en} ORDER BY pedido_id, linea",
         ids,

@@ -45,6 +45,23 @@ def trozos(valores: Sequence[Any], n: int = TROZO) -> Iterable[Sequence[Any]]:
         yield valores[i : i + n]
 
 
+def crudo(conn: Connection) -> Crudo:
+    """The driver cursor of ``conn``, made once per DBAPI connection and reused.
+
+    Outside a transaction it begins one, so that several reads see one
+    snapshot, as they would through Core. The engine's listeners are looked
+    up here, once per use rather than once per statement.
+    """
+    if not conn.in_transaction():
+        conn.begin()
+    c: Crudo | None = conn.info.get("crudo")
+    if c is None or c.conn is not conn:
+        c = conn.info["crudo"] = Crudo(conn)
+    escuchas = conn.dispatch.before_cursor_execute
+    c.escuchas = escuchas if escuchas else None
+    return c
+
+
 @functools.lru_cache(maxsize=4096)
 def _texto(sql: str, n: int, formato: bool) -> str:
     if "{en}" in sql:
@@ -53,22 +70,20 @@ def _texto(sql: str, n: int, formato: bool) -> str:
 
 
 class Crudo:
-    """The DBAPI cursor of ``conn``, in its open transaction."""
+    """The DBAPI cursor of ``conn``, in its open transaction (get one with :func:`crudo`)."""
 
-    __slots__ = ("conn", "cur", "formato")
+    __slots__ = ("conn", "cur", "escuchas", "formato")
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.formato = conn.dialect.paramstyle in ("format", "pyformat")
-        if not conn.in_transaction():
-            conn.begin()  # several reads see one snapshot, as they would through Core
         self.cur = conn.connection.cursor()
+        self.escuchas: Any = None
 
     def _correr(self, sql: str, n: int, params: Any, muchas: bool = False) -> None:
         texto = _texto(sql, n, self.formato)
-        escuchas = self.conn.dispatch.before_cursor_execute
-        if escuchas:
-            for fn in escuchas:
+        if self.escuchas:
+            for fn in self.escuchas:
                 texto, params = fn(self.conn, self.cur, texto, params, None, muchas)
         if muchas:
             self.cur.executemany(texto, params)

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from servidor.almacen import modelos as m
-from servidor.almacen.crudo import Crudo
+from servidor.almacen.crudo import crudo
 from sync import protocolo as p
 from sync.cambios import Cambio
 
@@ -57,7 +57,7 @@ def lote_para(
     from the stored columns: ``valor`` is stored as JSON already and goes
     out as it is, never decoded and encoded again.
     """
-    sql = Crudo(conn)
+    sql = crudo(conn)
     por_origen: list[list[Any]] = []
     for origen, mio in sorted(lo_que_tengo.items()):
         suyo = lo_que_tiene.get(origen, 0)
