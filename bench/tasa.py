@@ -98,12 +98,13 @@ async def _medir_nodo(
         for modo in modos:
             url = f"{uno.url}/graphql" if modo == "graphql" else f"{uno.url}/api/pedidos"
             await wrk(url, modo, ids, 2, conexiones)  # warm-up
-            cpu0 = c.cpu_s(uno.pid) or 0.0
+            await c.esperar_vector(list(cl), await c.vector(uno), plazo=300)
+            cpu0 = {n.id: c.cpu_s(n.pid) or 0.0 for n in cl}
             r[modo] = await wrk(url, modo, ids, duracion, conexiones)
-            r[modo]["cpu_nodo_ms_por_pedido"] = (
-                ((c.cpu_s(uno.pid) or 0.0) - cpu0) * 1000 / max(1, r[modo]["peticiones"])
-            )
-        await c.esperar_vector(list(cl), await c.vector(uno), plazo=300)  # the peers took every order
+            await c.esperar_vector(list(cl), await c.vector(uno), plazo=300)  # the peers took every order
+            pedidos = max(1, r[modo]["peticiones"])
+            r[modo]["cpu_ms_por_pedido"] = {n.id: ((c.cpu_s(n.pid) or 0.0) - cpu0[n.id]) * 1000 / pedidos for n in cl}
+            r[modo]["cpu_nodo_ms_por_pedido"] = r[modo]["cpu_ms_por_pedido"][uno.id]
         return r
     finally:
         await cl.parar()
@@ -194,7 +195,20 @@ def notas(r: dict[str, Any]) -> list[str]:
         + (", ".join(f"{k} {x['errores_socket']}" for k, x in corridas.items() if x["errores_socket"]) or "none"),
         "rate: node CPU per order: "
         + ", ".join(f"{k} {x['cpu_nodo_ms_por_pedido']:.2f} ms" for k, x in corridas.items() if k != "bare"),
+        _techo(r["con_pares"]["rest"]),
     ]
+
+
+def _techo(x: dict[str, Any]) -> str:
+    """What the three nodes together spent per order, and the rate that allows on this machine's cores."""
+    cpu = x.get("cpu_ms_por_pedido", {})
+    suma = sum(cpu.values())
+    nucleos = os.cpu_count() or 1
+    return (
+        "rate: with peers, CPU per order on each node (until every node held every order): "
+        + ", ".join(f"{n} {v:.2f} ms" for n, v in sorted(cpu.items()))
+        + f"; {suma:.2f} ms in all, so {nucleos} cores allow at most {nucleos * 1000 / max(suma, 1e-9):,.0f} orders/s"
+    )
 
 
 def main() -> int:
