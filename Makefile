@@ -3,7 +3,7 @@
 #   make run     every node of settings.toml, one process each (Ctrl-C stops them all)
 #   make test    the whole pytest suite; PYTEST_ARGS="-k cli -x" narrows it
 #   make lint    ruff and mypy, each if installed (.venv/bin/pip install ruff mypy)
-#   make bench   replication lag, catch-up and escrow figures (about two minutes; bench/)
+#   make bench   every figure of bench/: rates, lag, catch-up, list, escrow (about five minutes)
 #   make soak    partition-and-heal run: SEED=7 DURACION=300 (seconds of faults), NODOS=, FALTAS=aislar,matar
 #   make clean   caches and data/ (the development cluster's databases); distclean also drops .venv
 #

@@ -19,8 +19,8 @@ In order, each in a fresh temp cluster or store:
 
 Each row says figure, value, reference, target, met? — under the machine
 (nproc, memory, CPU model, load average), the date and the exact command.
-About eight minutes on a 2-core machine; ``--rapido`` skips the 100,000-order
-catch-up and shortens the rate runs (about four).
+About four and a half minutes on a 2-core machine; ``--rapido`` skips the
+100,000-order catch-up and shortens the rate runs (about two and a half).
 """
 
 from __future__ import annotations
