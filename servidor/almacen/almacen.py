@@ -65,7 +65,7 @@ MAX_GRUPO = 64
 
 @dataclass
 class Escritura:
-    """What a domain operation sees inside the write lock."""
+    """What a domain operation sees inside its write transaction."""
 
     conn: Connection
     nodo_id: str

@@ -71,7 +71,7 @@ class Falta:
 class FaltanDerechos(Exception):
     """Raised inside a write when this node holds too few rights; undoes the write.
 
-    The domain catches it outside the write lock, asks peers, and tries
+    The domain catches it outside the write transaction, asks peers, and tries
     again; a client only ever sees :meth:`rechazo`.
     """
 
