@@ -165,7 +165,7 @@ class Almacen:
     async def cerrar(self) -> None:
         """Finish the work already queued, then close the database."""
         self._abierto = False
-        if self._escritor is not None:
+        if self._escritor is not None and not self._escritor.done():
             self._hay_trabajo.set()
             await self._escritor
         await self.motores.cerrar()
@@ -267,7 +267,7 @@ class Almacen:
         encargo = _Encargo(trabajo, asyncio.get_running_loop().create_future(), duradero)
         self._cola.append(encargo)
         self._hay_trabajo.set()
-        if self._escritor is None:
+        if self._escritor is None or self._escritor.done():  # first write, or the last writer was stopped
             self._escritor = asyncio.create_task(self._escribir_grupos(), name=f"escritor-{self.nodo_id}")
         return await encargo.futuro
 
@@ -333,6 +333,10 @@ class Almacen:
                 if not e.futuro.done():
                     e.futuro.set_exception(error)
             return
+        except BaseException:  # the writer task itself is stopped: nobody may wait for it forever
+            for e in encargos:
+                e.futuro.cancel()
+            raise
         for e, (bien, valor) in zip(encargos, hechos, strict=True):
             if e.futuro.done():
                 continue

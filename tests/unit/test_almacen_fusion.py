@@ -255,3 +255,20 @@ async def test_only_a_transaction_with_a_local_write_waits_for_the_disk(tmp_path
         assert await a.motores.transaccion(sincronia) == 2
     finally:
         await a.cerrar()
+
+
+async def test_a_stopped_writer_task_leaves_no_write_waiting_forever(tmp_path: Path) -> None:
+    a = await Almacen.abrir(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", "nodo1")
+    try:
+        dominio = Dominio(a)
+        await dominio.crear_cliente({"nombre": "Ana", "email": "ana@example.com"})
+        escritor = a._escritor
+        assert escritor is not None
+        escritor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await escritor
+        bea = await asyncio.wait_for(dominio.crear_cliente({"nombre": "Bea", "email": "bea@example.com"}), 10)
+        assert (await dominio.obtener_cliente(bea["id"]))["nombre"] == "Bea"
+        assert [f.seq for f in await a.leer(consultas.cambios_de, "nodo1")] == list(range(1, a.vector["nodo1"] + 1))
+    finally:
+        await a.cerrar()
