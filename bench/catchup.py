@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import re
 import time
 from datetime import UTC, datetime
@@ -281,19 +280,18 @@ def argumentos(a: argparse.ArgumentParser) -> None:
     a.add_argument("--dominio", action="store_true", help="write every order through Dominio.crear_pedido (slow)")
     a.add_argument("--clientes", type=int, default=20)
     a.add_argument("--productos", type=int, default=20)
-    a.add_argument("--keep", action="store_true", help="keep the temp folder (databases, node logs)")
-    a.add_argument("--json", metavar="PATH", help="also write the raw figures there")
 
 
 def main() -> int:
-    a = argparse.ArgumentParser(prog="python -m bench.catchup", description="Catch-up of a node that was down.")
-    argumentos(a)
-    args = a.parse_args()
-    r = c.correr(medir(args.n, args.por_tx, args.dominio, args.clientes, args.productos, args.keep))
-    c.imprimir(filas(r), "catch-up", notas(r))
-    if args.json:
-        Path(args.json).write_text(json.dumps(r, indent=1))
-    return 0
+    return c.principal(
+        "bench.catchup",
+        "Catch-up of a node that was down.",
+        argumentos,
+        lambda x: medir(x.n, x.por_tx, x.dominio, x.clientes, x.productos, x.keep),
+        "catch-up",
+        filas,
+        notas,
+    )
 
 
 if __name__ == "__main__":

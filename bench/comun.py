@@ -13,6 +13,7 @@ let in as peers (the lag observer).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import math
@@ -158,6 +159,28 @@ def imprimir(filas: Iterable[Fila], titulo: str, notas: Sequence[str] = ()) -> N
     for nota in notas:
         print(f"  {nota}")
     sys.stdout.flush()
+
+
+def principal(
+    modulo: str,
+    descripcion: str,
+    argumentos: Callable[[argparse.ArgumentParser], None],
+    medir: Callable[[argparse.Namespace], Awaitable[dict[str, Any]]],
+    titulo: str,
+    filas: Callable[[dict[str, Any]], Iterable[Fila]],
+    notas: Callable[[dict[str, Any]], Sequence[str]] = lambda _: (),
+) -> int:
+    """The command line of one benchmark: its own arguments, ``--keep`` and ``--json``; one run; the table."""
+    a = argparse.ArgumentParser(prog=f"python -m {modulo}", description=descripcion)
+    argumentos(a)
+    a.add_argument("--keep", action="store_true", help="keep the temp folders (databases, node logs)")
+    a.add_argument("--json", metavar="PATH", help="also write the raw figures there")
+    args = a.parse_args()
+    r = correr(medir(args))
+    imprimir(filas(r), titulo, notas(r))
+    if args.json:
+        Path(args.json).write_text(json.dumps(r, indent=1))
+    return 0
 
 
 def ms(x: float) -> str:

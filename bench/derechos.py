@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -224,17 +222,19 @@ def notas(r: dict[str, Any]) -> list[str]:
 
 
 def main() -> int:
-    a = argparse.ArgumentParser(prog="python -m bench.derechos", description="Stock rights under partition.")
-    a.add_argument("--unidades", type=int, default=300, help="units of the product (default 300)")
-    a.add_argument("--k", type=int, default=200, help="orders timed for the transfer latency (default 200)")
-    a.add_argument("--keep", action="store_true", help="keep the temp folder (databases, node logs)")
-    a.add_argument("--json", metavar="PATH", help="also write the raw figures there")
-    args = a.parse_args()
-    r = c.correr(medir(args.unidades, args.k, args.keep))
-    c.imprimir(filas(r), "stock rights (escrow)", notas(r))
-    if args.json:
-        Path(args.json).write_text(json.dumps(r, indent=1))
-    return 0
+    def argumentos(a: argparse.ArgumentParser) -> None:
+        a.add_argument("--unidades", type=int, default=300, help="units of the product (default 300)")
+        a.add_argument("--k", type=int, default=200, help="orders timed for the transfer latency (default 200)")
+
+    return c.principal(
+        "bench.derechos",
+        "Stock rights under partition.",
+        argumentos,
+        lambda x: medir(x.unidades, x.k, x.keep),
+        "stock rights (escrow)",
+        filas,
+        notas,
+    )
 
 
 if __name__ == "__main__":

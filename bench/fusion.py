@@ -28,7 +28,6 @@ import argparse
 import json
 import time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from bench import comun as c
@@ -142,17 +141,18 @@ def filas(r: dict[str, Any]) -> list[c.Fila]:
 
 
 def main() -> int:
-    a = argparse.ArgumentParser(prog="python -m bench.fusion", description="Where a merge's time goes, per change.")
-    a.add_argument("--n", type=int, default=10_000, help="orders to merge (default 10000)")
-    a.add_argument("--por-tx", type=int, default=200, help="orders per transaction when preparing (default 200)")
-    a.add_argument("--keep", action="store_true", help="keep the temp folder (the two databases)")
-    a.add_argument("--json", metavar="PATH", help="also write the raw figures there")
-    args = a.parse_args()
-    r = c.correr(medir(args.n, args.por_tx, args.keep))
-    c.imprimir(filas(r), "merge, step by step")
-    if args.json:
-        Path(args.json).write_text(json.dumps(r, indent=1))
-    return 0
+    def argumentos(a: argparse.ArgumentParser) -> None:
+        a.add_argument("--n", type=int, default=10_000, help="orders to merge (default 10000)")
+        a.add_argument("--por-tx", type=int, default=200, help="orders per transaction when preparing (default 200)")
+
+    return c.principal(
+        "bench.fusion",
+        "Where a merge's time goes, per change.",
+        argumentos,
+        lambda x: medir(x.n, x.por_tx, x.keep),
+        "merge, step by step",
+        filas,
+    )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ import math
 import signal
 import sys
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from bench import comun as c
@@ -201,20 +200,19 @@ def argumentos(a: argparse.ArgumentParser) -> None:
     a.add_argument("--n", type=int, default=1000, help="orders written (default 1000)")
     a.add_argument("--clientes", type=int, default=20)
     a.add_argument("--productos", type=int, default=20)
-    a.add_argument("--keep", action="store_true", help="keep the temp folder (databases, node logs)")
-    a.add_argument("--json", metavar="PATH", help="also write the raw figures there")
     a.add_argument("--observar", default="nodo2,nodo3", help="nodes the observer links to (default nodo2,nodo3)")
 
 
 def main() -> int:
-    a = argparse.ArgumentParser(prog="python -m bench.lag", description="Replication lag under a fixed write rate.")
-    argumentos(a)
-    args = a.parse_args()
-    r = c.correr(medir(args.rate, args.n, args.clientes, args.productos, args.keep, args.observar))
-    c.imprimir(filas(r), "replication lag", notas(r))
-    if args.json:
-        Path(args.json).write_text(json.dumps(r, indent=1))
-    return 0
+    return c.principal(
+        "bench.lag",
+        "Replication lag under a fixed write rate.",
+        argumentos,
+        lambda x: medir(x.rate, x.n, x.clientes, x.productos, x.keep, x.observar),
+        "replication lag",
+        filas,
+        notas,
+    )
 
 
 if __name__ == "__main__":

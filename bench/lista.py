@@ -17,8 +17,6 @@ products), so the count is also taken for ``N / 10`` orders, as a reference.
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -107,16 +105,12 @@ def filas(r: dict[str, Any]) -> list[c.Fila]:
 
 
 def main() -> int:
-    a = argparse.ArgumentParser(prog="python -m bench.lista", description="A GraphQL list of many orders.")
-    a.add_argument("--n", type=int, default=1000, help="orders in the list (default 1000)")
-    a.add_argument("--keep", action="store_true", help="keep the temp folder (the database)")
-    a.add_argument("--json", metavar="PATH", help="also write the raw figures there")
-    args = a.parse_args()
-    r = c.correr(medir(args.n, args.keep))
-    c.imprimir(filas(r), "GraphQL list", [])
-    if args.json:
-        Path(args.json).write_text(json.dumps(r, indent=1))
-    return 0
+    def argumentos(a: argparse.ArgumentParser) -> None:
+        a.add_argument("--n", type=int, default=1000, help="orders in the list (default 1000)")
+
+    return c.principal(
+        "bench.lista", "A GraphQL list of many orders.", argumentos, lambda x: medir(x.n, x.keep), "GraphQL list", filas
+    )
 
 
 if __name__ == "__main__":

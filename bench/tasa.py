@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import resource
@@ -212,17 +211,19 @@ def _techo(x: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    a = argparse.ArgumentParser(prog="python -m bench.tasa", description="Orders per second on one node.")
-    a.add_argument("--duracion", type=int, default=10, help="seconds per measured run (default 10)")
-    a.add_argument("--conexiones", type=int, default=16, help="wrk keep-alive connections (default 16)")
-    a.add_argument("--keep", action="store_true", help="keep the temp folders (databases, node logs)")
-    a.add_argument("--json", metavar="PATH", help="also write the raw figures there")
-    args = a.parse_args()
-    r = c.correr(medir(args.duracion, args.conexiones, args.keep))
-    c.imprimir(filas(r), "order creation rate", notas(r))
-    if args.json:
-        Path(args.json).write_text(json.dumps(r, indent=1))
-    return 0
+    def argumentos(a: argparse.ArgumentParser) -> None:
+        a.add_argument("--duracion", type=int, default=10, help="seconds per measured run (default 10)")
+        a.add_argument("--conexiones", type=int, default=16, help="wrk keep-alive connections (default 16)")
+
+    return c.principal(
+        "bench.tasa",
+        "Orders per second on one node.",
+        argumentos,
+        lambda x: medir(x.duracion, x.conexiones, x.keep),
+        "order creation rate",
+        filas,
+        notas,
+    )
 
 
 if __name__ == "__main__":
