@@ -55,18 +55,6 @@ class Cambio:
         """LWW order: the stamp, then the origin id to break ties."""
         return (self.hlc, self.origen)
 
-    def a_fila(self) -> dict[str, Any]:
-        return {
-            "origen": self.origen,
-            "seq": self.seq,
-            "hlc": self.hlc,
-            "entidad": self.entidad,
-            "clave": self.clave,
-            "campo": self.campo,
-            "valor": codificar(self.valor),
-            "base": self.base,
-        }
-
     @classmethod
     def desde_fila(cls, fila: Any) -> Cambio:
         return cls(
@@ -81,6 +69,7 @@ class Cambio:
         )
 
     def a_json(self) -> dict[str, Any]:
+        """The change as a peer message carries it."""
         return {
             "origen": self.origen,
             "seq": self.seq,
