@@ -73,14 +73,11 @@ class Escritura:
     stock: dict[tuple[str, str], int] = field(default_factory=dict)
     cesiones: dict[tuple[str, str], int] = field(default_factory=dict)
     sellados: list[Cambio] = field(default_factory=list)  # what was stamped, once committed
-    _sql: Crudo | None = None
 
     @property
     def sql(self) -> Crudo:
         """The transaction's driver cursor (see ``crudo``), for reads on the write path."""
-        if self._sql is None:
-            self._sql = crudo(self.conn)
-        return self._sql
+        return crudo(self.conn)
 
     def poner(self, entidad: str, clave: str, campo: str, valor: Any) -> None:
         self.campos.append((entidad, clave, campo, valor))
@@ -208,7 +205,7 @@ class Almacen:
         """
 
         def trabajo(conn: Connection, sql: Crudo, grupo: _Grupo) -> T | None:
-            tx = Escritura(conn, self.nodo_id, _sql=sql)
+            tx = Escritura(conn, self.nodo_id)
             operacion(tx)
             lote = tx.sellados = self._sellar(tx, grupo.siguiente_seq)
             aplicar(conn, lote, sql)

@@ -30,9 +30,6 @@ CAMPOS_CLIENTE = ("id", "nombre", "email", "telefono", "direccion", "creado_en")
 CAMPOS_PRODUCTO = ("id", "nombre", "descripcion", "precio", "stock", "creado_en")
 CAMPOS_PEDIDO = ("id", "cliente_id", "estado", "total", "creado_en", "nodo_origen")
 CAMPOS_ITEM = ("producto_id", "cantidad", "precio_unitario", "subtotal")
-# Ids per IN list when reading: enough that a page of 1,000 orders (its clients, items and
-# products) takes one statement each, within SQLite's limit of 32,766 bound values.
-TROZO_LECTURA = 5000
 
 
 def _visibles(tabla: Any) -> Any:
@@ -135,7 +132,7 @@ def derechos(conn: Connection, productos: Sequence[str] | None) -> dict[str, dic
     cs, ce = m.contadores_stock.c, m.cesiones_stock.c
     suma: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     partes: Iterable[Sequence[str] | None] = (
-        [None] if productos is None else trozos(sorted(set(productos)), TROZO_LECTURA)
+        [None] if productos is None else trozos(sorted(set(productos)))
     )
     for parte in partes:
         propias = select(cs.producto_id, cs.nodo, cs.entradas - cs.salidas + cs.devueltas)
