@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from servidor.almacen import Almacen, consultas
 from servidor.dominio import Dominio
@@ -270,5 +271,66 @@ async def test_a_stopped_writer_task_leaves_no_write_waiting_forever(tmp_path: P
         bea = await asyncio.wait_for(dominio.crear_cliente({"nombre": "Bea", "email": "bea@example.com"}), 10)
         assert (await dominio.obtener_cliente(bea["id"]))["nombre"] == "Bea"
         assert [f.seq for f in await a.leer(consultas.cambios_de, "nodo1")] == list(range(1, a.vector["nodo1"] + 1))
+    finally:
+        await a.cerrar()
+
+
+@contextlib.contextmanager
+def _sentencias_del_escritor(almacen: Almacen) -> Iterator[list[str]]:
+    """The statements the store's writer runs inside the block (SQLite)."""
+    vistas: list[str] = []
+    motor = almacen.motores.escritor
+    assert motor is not None
+
+    def anotar(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        vistas.append(sql)
+
+    event.listen(motor, "before_cursor_execute", anotar)
+    try:
+        yield vistas
+    finally:
+        event.remove(motor, "before_cursor_execute", anotar)
+
+
+async def test_writes_queued_together_share_a_transaction_and_one_that_fails_fails_alone(tmp_path: Path) -> None:
+    a = await Almacen.abrir(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", "nodo1")
+    try:
+        dominio = Dominio(a)
+        await dominio.crear_cliente({"nombre": "Ana", "email": "ana@example.com"})
+
+        def a_medias(tx: Any) -> None:
+            # writes a row, then fails: its savepoint must take the row back
+            tx.sql.ejecutar("INSERT INTO clientes (id, nombre, eliminado) VALUES ('fantasma', 'x', 0)")
+            raise RuntimeError("fails halfway")
+
+        with _sentencias_del_escritor(a) as vistas:
+            hechos = await asyncio.gather(
+                dominio.crear_cliente({"nombre": "Bea", "email": "bea@example.com"}),
+                a.escribir(a_medias),
+                dominio.crear_cliente({"nombre": "Eva", "email": "eva@example.com"}),
+                return_exceptions=True,
+            )
+        assert isinstance(hechos[1], RuntimeError)
+        assert [h["nombre"] for h in (hechos[0], hechos[2])] == ["Bea", "Eva"]  # type: ignore[index]
+        assert sum(s.startswith("BEGIN") for s in vistas) == 1  # one transaction for the three
+        assert sum(s.startswith("SAVEPOINT") for s in vistas) == 3
+        assert sum(s.startswith("ROLLBACK TO SAVEPOINT") for s in vistas) == 1
+        todos = await a.leer(consultas.clientes)
+        assert sorted(c["nombre"] for c in todos) == ["Ana", "Bea", "Eva"]
+        assert await a.leer(consultas.cliente, "fantasma") is None
+        propios = [f.seq for f in await a.leer(consultas.cambios_de, "nodo1")]
+        assert propios == list(range(1, len(propios) + 1)) and a.vector["nodo1"] == propios[-1]
+    finally:
+        await a.cerrar()
+
+
+async def test_a_batch_the_vector_already_covers_runs_no_statement(tmp_path: Path) -> None:
+    a = await Almacen.abrir(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", "nodo1")
+    try:
+        ajenos = [Cambio("nodo2", n, sello(reloj_de_pared()), "cliente", f"c{n}", "nombre", "Eva") for n in (1, 2)]
+        assert len((await a.fusionar(ajenos)).aplicados) == 2
+        with _sentencias_del_escritor(a) as vistas:
+            hecho = await a.fusionar(ajenos)
+        assert (hecho.aplicados, hecho.duplicados, vistas) == ([], 2, [])
     finally:
         await a.cerrar()
