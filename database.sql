@@ -23,8 +23,8 @@
 
 
 -- The change log: one row per change, (origen, seq) gap-free per origin node.
--- valor is the JSON-encoded new value; base is the stamp the change replaced,
--- kept for fields whose concurrent writes are recorded as conflicts.
+-- valor is the JSON-encoded new value; base, on an order's estado writes only,
+-- is what the writer had seen of the order's earlier estado writes.
 CREATE TABLE IF NOT EXISTS cambios (
     origen   VARCHAR(64)  NOT NULL,
     seq      BIGINT       NOT NULL,
@@ -33,9 +33,8 @@ CREATE TABLE IF NOT EXISTS cambios (
     clave    VARCHAR(64)  NOT NULL,
     campo    VARCHAR(32)  NOT NULL,
     valor    TEXT         NOT NULL,
-    base     VARCHAR(100),
-    PRIMARY KEY (origen, seq),
-    INDEX ix_cambios_entidad (entidad, clave, campo)
+    base     VARCHAR(2000),
+    PRIMARY KEY (origen, seq)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 
@@ -48,24 +47,30 @@ CREATE TABLE IF NOT EXISTS clientes (
     direccion  VARCHAR(2000),
     creado_en  VARCHAR(40),
     eliminado  BOOLEAN       NOT NULL DEFAULT FALSE,
+    huella     VARCHAR(64),
     PRIMARY KEY (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 
--- Products as the API reads them (materialized). stock is derived from
--- contadores_stock and the cancelled orders, never written on its own.
+-- Products as the API reads them (materialized). stock, por_devolver and
+-- por_confirmar are derived from contadores_stock and movimientos, never
+-- written on their own. huella: fingerprint of a keyed creation's request.
 CREATE TABLE IF NOT EXISTS productos (
     id           VARCHAR(64)    NOT NULL,
     nombre       VARCHAR(2000),
     descripcion  VARCHAR(2000),
     precio       DECIMAL(12,2),
-    stock        BIGINT         NOT NULL DEFAULT 0,
+    stock          BIGINT         NOT NULL DEFAULT 0,
+    por_devolver   BIGINT         NOT NULL DEFAULT 0,
+    por_confirmar  BIGINT         NOT NULL DEFAULT 0,
     creado_en    VARCHAR(40),
+    huella       VARCHAR(64),
     PRIMARY KEY (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 
--- Orders as the API reads them (materialized).
+-- Orders as the API reads them (materialized). eliminado is derived: a delete
+-- (eliminado_en, the estado it saw) hides the order unless it went further.
 CREATE TABLE IF NOT EXISTS pedidos (
     id           VARCHAR(64)    NOT NULL,
     cliente_id   VARCHAR(64),
@@ -73,9 +78,12 @@ CREATE TABLE IF NOT EXISTS pedidos (
     total        DECIMAL(12,2),
     creado_en    VARCHAR(40),
     nodo_origen  VARCHAR(64),
+    eliminado_en VARCHAR(16),
+    devuelto     BOOLEAN        NOT NULL DEFAULT FALSE,
+    huella       VARCHAR(64),
     eliminado    BOOLEAN        NOT NULL DEFAULT FALSE,
     PRIMARY KEY (id),
-    INDEX ix_pedidos_estado (estado),
+    INDEX ix_pedidos_estado (estado, devuelto),
     INDEX ix_pedidos_cliente_id (cliente_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
@@ -93,6 +101,48 @@ CREATE TABLE IF NOT EXISTS pedido_items (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 
+-- Stock adjustments made with an idempotency key (materialized).
+CREATE TABLE IF NOT EXISTS ajustes (
+    id           VARCHAR(64)  NOT NULL,
+    producto_id  VARCHAR(64),
+    cantidad     BIGINT,
+    creado_en    VARCHAR(40),
+    firme        BOOLEAN      NOT NULL DEFAULT FALSE,
+    huella       VARCHAR(64),
+    PRIMARY KEY (id),
+    INDEX ix_ajustes_producto_id (producto_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+
+-- Units each node moved for an entity: an order's items as each creation of
+-- it sold them (negative), a keyed adjustment's units. What the entity's state
+-- credits back is summed into contadores_stock.devueltas.
+CREATE TABLE IF NOT EXISTS movimientos (
+    entidad      VARCHAR(16)  NOT NULL,
+    clave        VARCHAR(64)  NOT NULL,
+    nodo         VARCHAR(64)  NOT NULL,
+    producto_id  VARCHAR(64)  NOT NULL,
+    unidades     BIGINT       NOT NULL,
+    PRIMARY KEY (entidad, clave, nodo, producto_id),
+    INDEX ix_movimientos_producto_id (producto_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+
+-- Every write of an order's estado (with what its writer had seen, base) and
+-- of an entity's huella (a keyed creation), so that concurrent pairs are found.
+CREATE TABLE IF NOT EXISTS escrituras (
+    entidad    VARCHAR(16)    NOT NULL,
+    clave      VARCHAR(64)    NOT NULL,
+    campo      VARCHAR(32)    NOT NULL,
+    origen     VARCHAR(64)    NOT NULL,
+    seq        BIGINT         NOT NULL,
+    hlc        BIGINT         NOT NULL,
+    valor      VARCHAR(64)    NOT NULL,
+    base       VARCHAR(2000)  NOT NULL,
+    PRIMARY KEY (entidad, clave, campo, origen, seq)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+
 -- The winning stamp (hlc, origen) of every last-writer-wins field, so a
 -- change is applied only if it beats the stamp already here.
 CREATE TABLE IF NOT EXISTS sellos (
@@ -107,7 +157,7 @@ CREATE TABLE IF NOT EXISTS sellos (
 
 -- The stock counter: each origin node's grow-only entries per product
 -- (units it added, units it sold); merging takes the max of each entry.
--- devueltas (derived) are the units of cancelled orders the node sold.
+-- devueltas (derived) are the units the state of entities credits to the node.
 CREATE TABLE IF NOT EXISTS contadores_stock (
     producto_id  VARCHAR(64)  NOT NULL,
     nodo         VARCHAR(64)  NOT NULL,
@@ -129,17 +179,19 @@ CREATE TABLE IF NOT EXISTS cesiones_stock (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 
--- Concurrent writes of an order's estado, derived from the log so that every
--- node lists the same clashes; ganador and perdedor are the two stamps.
+-- Concurrent writes of an order's estado, and creations of one id from two
+-- requests (campo huella), derived from the log so that every node lists the
+-- same clashes; ganador and perdedor are the two stamps.
 CREATE TABLE IF NOT EXISTS conflictos (
+    entidad         VARCHAR(16)   NOT NULL,
     pedido_id       VARCHAR(64)   NOT NULL,
+    campo           VARCHAR(32)   NOT NULL,
     ganador         VARCHAR(100)  NOT NULL,
     perdedor        VARCHAR(100)  NOT NULL,
-    campo           VARCHAR(32)   NOT NULL,
     valor_ganador   TEXT          NOT NULL,
     valor_perdedor  TEXT          NOT NULL,
-    base            VARCHAR(100)  NOT NULL,
-    PRIMARY KEY (pedido_id, ganador, perdedor)
+    base            VARCHAR(2000) NOT NULL,
+    PRIMARY KEY (entidad, pedido_id, campo, ganador, perdedor)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 

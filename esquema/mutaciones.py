@@ -11,6 +11,8 @@ product as it was before the write.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from esquema.contexto import Contexto
@@ -24,15 +26,26 @@ from esquema.entradas import (
 )
 from esquema.permisos import Operador
 from esquema.tipos import Cliente, EstadoPedido, Pedido, Producto
+from servidor.dominio import idempotencia
 
 Info = strawberry.Info[Contexto, None]
+# The same key with the same input, on any node and at any later time, answers the
+# first result and writes nothing (servidor.dominio.idempotencia).
+Clave = Annotated[
+    str | None,
+    strawberry.argument(
+        description="Idempotency key (1-64 of A-Z a-z 0-9 _ . : -): a retry with the same key and input, "
+        "on any node, answers the first result instead of writing again."
+    ),
+]
 
 
 @strawberry.type(name="Mutation")
 class Mutacion:
     @strawberry.mutation(permission_classes=[Operador])
-    async def crear_cliente(self, info: Info, datos: ClienteEntrada) -> Cliente:
-        fila = await info.context.dominio.crear_cliente(a_dict(datos))
+    async def crear_cliente(self, info: Info, datos: ClienteEntrada, clave_idempotencia: Clave = None) -> Cliente:
+        clave = idempotencia.clave(clave_idempotencia)
+        fila = await info.context.dominio.crear_cliente(a_dict(datos), clave)
         return Cliente.desde(fila)
 
     @strawberry.mutation(permission_classes=[Operador])
@@ -48,8 +61,9 @@ class Mutacion:
         return True
 
     @strawberry.mutation(permission_classes=[Operador])
-    async def crear_producto(self, info: Info, datos: ProductoEntrada) -> Producto:
-        fila = await info.context.dominio.crear_producto(a_dict(datos))
+    async def crear_producto(self, info: Info, datos: ProductoEntrada, clave_idempotencia: Clave = None) -> Producto:
+        clave = idempotencia.clave(clave_idempotencia)
+        fila = await info.context.dominio.crear_producto(a_dict(datos), clave)
         return Producto.desde(fila)
 
     @strawberry.mutation(permission_classes=[Operador])
@@ -61,14 +75,18 @@ class Mutacion:
     @strawberry.mutation(
         permission_classes=[Operador], description="Add (positive) or remove (negative) units of a product."
     )
-    async def ajustar_stock(self, info: Info, producto_id: strawberry.ID, cantidad: int) -> Producto:
-        fila = await info.context.dominio.ajustar_stock(producto_id, cantidad)
+    async def ajustar_stock(
+        self, info: Info, producto_id: strawberry.ID, cantidad: int, clave_idempotencia: Clave = None
+    ) -> Producto:
+        clave = idempotencia.clave(clave_idempotencia)
+        fila = await info.context.dominio.ajustar_stock(producto_id, cantidad, clave)
         info.context.cargadores.olvidar()
         return Producto.desde(fila)
 
     @strawberry.mutation(permission_classes=[Operador])
-    async def crear_pedido(self, info: Info, datos: PedidoEntrada) -> Pedido:
-        fila = await info.context.dominio.crear_pedido(a_dict(datos))
+    async def crear_pedido(self, info: Info, datos: PedidoEntrada, clave_idempotencia: Clave = None) -> Pedido:
+        clave = idempotencia.clave(clave_idempotencia)
+        fila = await info.context.dominio.crear_pedido(a_dict(datos), clave)
         info.context.cargadores.olvidar()  # stock of its products changed
         return Pedido.desde(fila)
 
@@ -80,7 +98,8 @@ class Mutacion:
 
     @strawberry.mutation(
         permission_classes=[Operador],
-        description="Delete an order, cancelling it first if it is not final. Answers true.",
+        description="Delete an order, cancelling it first if it is pending or confirmed (a shipped order "
+        "cannot be deleted until delivered). Answers true.",
     )
     async def eliminar_pedido(self, info: Info, id: strawberry.ID) -> bool:
         await info.context.dominio.eliminar_pedido(id)

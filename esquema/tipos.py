@@ -66,6 +66,12 @@ class Producto:
     descripcion: str | None
     precio: Decimal
     stock: int = strawberry.field(description="Units in stock across the cluster, as this node knows them.")
+    por_devolver: int = strawberry.field(
+        description="Units of cancelled orders that return to stock once every node has the cancellation."
+    )
+    por_confirmar: int = strawberry.field(
+        description="Units added with an idempotency key that count once every node has the addition."
+    )
     creado_en: str
 
     @strawberry.field(
@@ -83,6 +89,8 @@ class Producto:
             descripcion=fila["descripcion"],
             precio=fila["precio"],
             stock=fila["stock"],
+            por_devolver=fila["por_devolver"],
+            por_confirmar=fila["por_confirmar"],
             creado_en=fila["creado_en"],
         )
 
@@ -137,19 +145,26 @@ class Pedido:
         )
 
 
-@strawberry.type(description="Two concurrent writes of the same field of an order; the later stamp won.")
+@strawberry.type(
+    description="Two concurrent writes: of an order's estado (neither writer had seen the other; the more advanced "
+    "state won), or creations of one id from two different requests with one idempotency key (campo 'huella')."
+)
 class Conflicto:
-    pedido_id: strawberry.ID
+    entidad: str = strawberry.field(description="pedido, or the kind of entity a keyed creation made.")
+    pedido_id: strawberry.ID = strawberry.field(description="The id of the order (or entity).")
     campo: str
     ganador: str = strawberry.field(description="Stamp of the winning write, as 'hlc:origen'.")
     perdedor: str = strawberry.field(description="Stamp of the losing write, as 'hlc:origen'.")
     valor_ganador: str
     valor_perdedor: str
-    base: str = strawberry.field(description="Stamp of the value both writes replaced.")
+    base: str = strawberry.field(
+        description="What the losing writer had seen of the order's estado writes, as 'origen:seq,...'."
+    )
 
     @classmethod
     def desde(cls, fila: dict[str, Any]) -> Conflicto:
         return cls(
+            entidad=fila["entidad"],
             pedido_id=strawberry.ID(fila["pedido_id"]),
             campo=fila["campo"],
             ganador=fila["ganador"],

@@ -24,6 +24,7 @@ from esquema import crear_graphql
 from servidor import replicacion, rest
 from servidor.ajustes import Ajustes
 from servidor.almacen import Almacen
+from servidor.asentamiento import Asentador
 from servidor.dominio import Dominio
 from servidor.dominio.derechos import Reparto
 from servidor.eventos import Difusion
@@ -62,7 +63,8 @@ def _cors(ajustes: Ajustes) -> Middleware:
         CORSMiddleware,
         allow_origins=_origenes(ajustes),
         allow_methods=["GET", "POST", "PUT", "DELETE"],
-        allow_headers=["content-type", "authorization"],
+        allow_headers=["content-type", "authorization", "idempotency-key"],
+        expose_headers=["idempotent-replayed", "location"],
         max_age=600,
     )
 
@@ -85,11 +87,14 @@ def crear_app(ajustes: Ajustes) -> Starlette:
         app.state.difusion = Difusion(almacen, app.state.pares)
         app.state.difusion.iniciar()
         app.state.pares.iniciar()
+        app.state.asentador = Asentador(dominio, app.state.pares)
+        app.state.asentador.iniciar()
         log.info("%s: serving on %s", ajustes.nodo.id, ajustes.nodo.url)
         try:
             yield
         finally:
             await dominio.reparto.cerrar()
+            await app.state.asentador.detener()
             await app.state.pares.detener()
             await app.state.difusion.detener()
             await almacen.cerrar()

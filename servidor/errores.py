@@ -8,6 +8,7 @@ The hierarchy::
     ├── Prohibido             403   PROHIBIDO: the token's role may not do this
     ├── NoEncontrado          404   NO_ENCONTRADO: unknown or deleted id
     ├── Validacion            422   VALIDACION: wrong type, missing or bad field
+    │   └── IdempotenciaConflicto   IDEMPOTENCIA_CONFLICTO: a key reused with another request
     ├── Conflicto             409   (abstract) the request is valid but the state refuses it
     │   ├── StockInsuficiente       STOCK_INSUFICIENTE
     │   └── TransicionInvalida      TRANSICION_INVALIDA
@@ -70,6 +71,10 @@ class NoEncontrado(ErrorPedidos):
 class Validacion(ErrorPedidos):
     codigo = "VALIDACION"
     estado_http = 422
+
+
+class IdempotenciaConflicto(Validacion):
+    codigo = "IDEMPOTENCIA_CONFLICTO"
 
 
 class Conflicto(ErrorPedidos):

@@ -133,15 +133,22 @@ class Difusion:
             return
         tipos: dict[str, str] = {}
         productos: set[str] = set()
+        ajustes: set[str] = set()
         for c in lote:
             if c.entidad == "pedido":
-                tipo = "CREADO" if c.campo == "creado_en" else "ELIMINADO" if c.campo == "eliminado" else "ACTUALIZADO"
+                tipo = {"creado_en": "CREADO", "eliminado_en": "ELIMINADO"}.get(c.campo, "ACTUALIZADO")
                 if tipos.get(c.clave) not in ("CREADO", "ELIMINADO") or tipo == "ELIMINADO":
                     tipos[c.clave] = tipo
             elif c.entidad in ("stock", "producto"):
                 productos.add(c.clave)
+            elif c.entidad == "ajuste":
+                ajustes.add(c.clave)
 
         def leer(conn: Connection) -> tuple[dict[str, Any], dict[str, Any]]:
+            for aid in sorted(ajustes):
+                ajuste = consultas.ajuste(conn, aid)
+                if ajuste is not None:
+                    productos.add(ajuste["producto_id"])
             pedidos = consultas.pedidos_por_ids(conn, sorted(tipos), eliminados=True) if tipos else {}
             for p in pedidos.values():
                 productos.update(i["producto_id"] for i in p["items"])

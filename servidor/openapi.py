@@ -82,6 +82,8 @@ def _esquemas() -> dict[str, Esquema]:
                 "descripcion": _nulo(TEXTO),
                 "precio": DINERO,
                 "stock": ENTERO,
+                "por_devolver": ENTERO,
+                "por_confirmar": ENTERO,
                 "creado_en": TEXTO,
                 "derechos": {"type": "object", "additionalProperties": ENTERO},
             }
@@ -112,7 +114,19 @@ def _esquemas() -> dict[str, Esquema]:
         ),
         "CambioEstado": _objeto({"estado": {"type": "string", "enum": list(ESTADOS)}}),
         "Conflicto": _objeto(
-            {k: TEXTO for k in ("pedido_id", "campo", "ganador", "perdedor", "valor_ganador", "valor_perdedor", "base")}
+            {
+                k: TEXTO
+                for k in (
+                    "entidad",
+                    "pedido_id",
+                    "campo",
+                    "ganador",
+                    "perdedor",
+                    "valor_ganador",
+                    "valor_perdedor",
+                    "base",
+                )
+            }
         ),
         "Salud": _objeto(
             {
@@ -185,6 +199,7 @@ def _lista(esquema: str) -> Esquema:
 
 
 VACIO = {"description": "done; no body"}
+CREADO = "created, or created earlier with the same key"
 PAGINA = [
     {
         "name": "limite",
@@ -194,6 +209,21 @@ PAGINA = [
     {"name": "desde", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": v.MAX_DESDE, "default": 0}},
 ]
 ESTADO = {"name": "estado", "in": "query", "schema": {"type": "string", "enum": list(ESTADOS)}}
+CLAVE = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "A retry with the same key and body, on any node and at any later time, answers the first "
+    "result (with Idempotent-Replayed: true) and writes nothing; the same key with another body is 422 "
+    "IDEMPOTENCIA_CONFLICTO. A key lives as long as the entity it created.",
+    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{1,64}$"},
+}
+REPETIDA = {
+    "Idempotent-Replayed": {
+        "description": "true when this answers an earlier request with the same Idempotency-Key",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 CLIENTE_ID = {"name": "cliente_id", "in": "query", "schema": ID}
 
 # (path below the prefix, method) -> what the operation takes and answers (its 2xx), and which errors it may give.
@@ -206,7 +236,11 @@ _OPERACIONES: Mapping[tuple[str, str], tuple[str, Esquema, tuple[int, ...]]] = M
         ),
         ("/clientes", "POST"): (
             "Create a cliente",
-            {"requestBody": _cuerpo("ClienteNuevo"), "responses": {"201": _json("created", _ref("Cliente"))}},
+            {
+                "parameters": [CLAVE],
+                "requestBody": _cuerpo("ClienteNuevo"),
+                "responses": {"201": _json(CREADO, _ref("Cliente"), REPETIDA)},
+            },
             (400, 413, 422),
         ),
         ("/clientes/{id}", "GET"): (
@@ -227,7 +261,11 @@ _OPERACIONES: Mapping[tuple[str, str], tuple[str, Esquema, tuple[int, ...]]] = M
         ),
         ("/productos", "POST"): (
             "Create a producto",
-            {"requestBody": _cuerpo("ProductoNuevo"), "responses": {"201": _json("created", _ref("Producto"))}},
+            {
+                "parameters": [CLAVE],
+                "requestBody": _cuerpo("ProductoNuevo"),
+                "responses": {"201": _json(CREADO, _ref("Producto"), REPETIDA)},
+            },
             (400, 413, 422),
         ),
         ("/productos/{id}", "GET"): (
@@ -242,7 +280,11 @@ _OPERACIONES: Mapping[tuple[str, str], tuple[str, Esquema, tuple[int, ...]]] = M
         ),
         ("/productos/{id}/stock", "POST"): (
             "Add or remove units",
-            {"requestBody": _cuerpo("AjusteStock"), "responses": {"200": _json("the producto", _ref("Producto"))}},
+            {
+                "parameters": [CLAVE],
+                "requestBody": _cuerpo("AjusteStock"),
+                "responses": {"200": _json("the producto", _ref("Producto"), REPETIDA)},
+            },
             (400, 404, 409, 413, 422),
         ),
         ("/pedidos", "GET"): (
@@ -252,18 +294,26 @@ _OPERACIONES: Mapping[tuple[str, str], tuple[str, Esquema, tuple[int, ...]]] = M
         ),
         ("/pedidos", "POST"): (
             "Create a pedido",
-            {"requestBody": _cuerpo("PedidoNuevo"), "responses": {"201": _json("created", _ref("Pedido"))}},
+            {
+                "parameters": [CLAVE],
+                "requestBody": _cuerpo("PedidoNuevo"),
+                "responses": {"201": _json(CREADO, _ref("Pedido"), REPETIDA)},
+            },
             (400, 404, 409, 413, 422),
         ),
         ("/pedidos/{id}", "GET"): ("Get a pedido", {"responses": {"200": _json("the pedido", _ref("Pedido"))}}, (404,)),
-        ("/pedidos/{id}", "DELETE"): ("Delete a pedido, cancelling it first", {"responses": {"204": VACIO}}, (404,)),
+        ("/pedidos/{id}", "DELETE"): (
+            "Delete a pedido, cancelling it first if pending or confirmed",
+            {"responses": {"204": VACIO}},
+            (404, 409),
+        ),
         ("/pedidos/{id}/estado", "PUT"): (
             "Move a pedido to another estado",
             {"requestBody": _cuerpo("CambioEstado"), "responses": {"200": _json("the pedido", _ref("Pedido"))}},
             (400, 404, 409, 413, 422),
         ),
         ("/conflictos", "GET"): (
-            "Concurrent estado changes and which won",
+            "Concurrent estado changes, and keyed creations from different requests, and which won",
             {"parameters": PAGINA, "responses": {"200": _lista("Conflicto")}},
             (422,),
         ),
@@ -318,7 +368,7 @@ _ERRORES: Mapping[int, str] = MappingProxyType(
         404: "unknown or deleted id",
         409: "the state refuses it (stock, transition)",
         413: "body over 1 MiB",
-        422: "wrong type, missing, unknown or bad field or parameter",
+        422: "wrong type, missing, unknown or bad field or parameter; an idempotency key reused with another body",
     }
 )
 

@@ -28,6 +28,12 @@ Lists are pages: ``?limite=`` (1-500, default 100) items after skipping
 full, a ``Link: <...>; rel="next"`` header names the next one; a short page
 is the last.
 
+``POST`` to ``/api/clientes``, ``/api/productos``, ``/api/pedidos`` and
+``/api/productos/{id}/stock`` take an ``Idempotency-Key`` header: a retry
+with the same key and body, on any node, answers the first result with
+``Idempotent-Replayed: true`` and writes nothing; the same key with another
+body is ``422 IDEMPOTENCIA_CONFLICTO`` (``servidor.dominio.idempotencia``).
+
 Bodies are passed to the domain as decoded, whatever their JSON type, so
 that "must be a JSON object" is said in one place. Money renders as a
 decimal string (``"12.50"``), never a float.
@@ -52,7 +58,7 @@ from starlette.types import ExceptionHandler
 from servidor import openapi
 from servidor.acceso import Rol, exigir, identificar
 from servidor.almacen import salud
-from servidor.dominio import Dominio
+from servidor.dominio import Dominio, idempotencia
 from servidor.dominio import validacion as v
 from servidor.errores import EntradaInvalida, ErrorPedidos, Validacion
 
@@ -111,7 +117,18 @@ def _dominio(request: Request) -> Dominio:
 
 
 def _creado(coleccion: str, entidad: dict[str, Any]) -> Response:
-    return RespuestaJSON(entidad, status_code=201, headers={"Location": f"{PREFIJO}/{coleccion}/{entidad['id']}"})
+    cabeceras = {"Location": f"{PREFIJO}/{coleccion}/{entidad['id']}", **_repetida(entidad)}
+    return RespuestaJSON(entidad, status_code=201, headers=cabeceras)
+
+
+def _clave(request: Request) -> str | None:
+    """The request's ``Idempotency-Key``, checked (see ``servidor.dominio.idempotencia``)."""
+    return idempotencia.clave(request.headers.get(idempotencia.CABECERA))
+
+
+def _repetida(entidad: dict[str, Any]) -> dict[str, str]:
+    """``Idempotent-Replayed: true`` when the answer is an earlier creation's, written again nowhere."""
+    return {idempotencia.CABECERA_REPETIDA: "true"} if isinstance(entidad, idempotencia.Repeticion) else {}
 
 
 def _vacio() -> Response:
@@ -145,7 +162,8 @@ def _lista(request: Request, filas: list[Any], pagina: v.Pagina) -> Response:
 
 
 async def crear_cliente(request: Request) -> Response:
-    return _creado("clientes", await _dominio(request).crear_cliente(await _cuerpo(request)))
+    datos = await _cuerpo(request)
+    return _creado("clientes", await _dominio(request).crear_cliente(datos, _clave(request)))
 
 
 async def listar_clientes(request: Request) -> Response:
@@ -171,7 +189,8 @@ async def eliminar_cliente(request: Request) -> Response:
 
 
 async def crear_producto(request: Request) -> Response:
-    return _creado("productos", await _dominio(request).crear_producto(await _cuerpo(request)))
+    datos = await _cuerpo(request)
+    return _creado("productos", await _dominio(request).crear_producto(datos, _clave(request)))
 
 
 async def listar_productos(request: Request) -> Response:
@@ -190,14 +209,16 @@ async def actualizar_producto(request: Request) -> Response:
 
 async def ajustar_stock(request: Request) -> Response:
     cantidad = _campo(await _cuerpo(request), "cantidad")
-    return RespuestaJSON(await _dominio(request).ajustar_stock(request.path_params["id"], cantidad))
+    producto = await _dominio(request).ajustar_stock(request.path_params["id"], cantidad, _clave(request))
+    return RespuestaJSON(producto, headers=_repetida(producto))
 
 
 # --- pedidos -------------------------------------------------------------------
 
 
 async def crear_pedido(request: Request) -> Response:
-    return _creado("pedidos", await _dominio(request).crear_pedido(await _cuerpo(request)))
+    datos = await _cuerpo(request)
+    return _creado("pedidos", await _dominio(request).crear_pedido(datos, _clave(request)))
 
 
 async def listar_pedidos(request: Request) -> Response:

@@ -12,9 +12,14 @@ carrying its new total so that merging is ``max``:
 - ``cedidas``: ``{"destino": node, "unidades": total}``, the rights to units
   the origin has transferred to ``destino`` so far (one entry per pair).
 
-``base`` is the stamp (``"hlc:origen"``) of the value a local write replaced;
-two writes of the same field with the same base were made without seeing
-each other, which is how concurrent ``estado`` changes are recognised.
+Entity ``ajuste`` is a stock adjustment made with an idempotency key: its
+``movimiento`` (``{"producto_id", "cantidad"}``) moves units once per key,
+however many nodes took the key (see ``sync.reglas``, credits). ``huella``
+is the fingerprint of the request that created an entity with a key.
+
+``base`` is set on ``pedido.estado`` writes only: the writer's knowledge of
+the order's earlier ``estado`` writes (``sync.reglas.contexto_texto``), by
+which concurrent writes are recognised causally.
 
 Everything a peer sends passes :func:`validar` before it reaches ``apply``.
 """
@@ -28,6 +33,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from sync import reglas
 from sync.errores import CambioInvalido
 
 ESTADOS = ("pendiente", "confirmado", "enviado", "entregado", "cancelado")
@@ -36,7 +42,9 @@ MAX_TEXTO = 2000
 MAX_ITEMS = 200
 MAX_UNIDADES = 10**12
 MAX_DINERO = Decimal("9999999999.99")  # DECIMAL(12,2)
+MAX_BASE = 2000
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_HUELLA = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +139,23 @@ def _cesion(v: Any) -> bool:
 
 
 def _estado(v: Any) -> bool:
-    return v in ESTADOS
+    return isinstance(v, str) and v in ESTADOS
+
+
+def _verdadero(v: Any) -> bool:
+    """Flags that are only ever set: a write of ``false`` has no meaning."""
+    return v is True
+
+
+def _huella(v: Any) -> bool:
+    return isinstance(v, str) and bool(_HUELLA.match(v))
+
+
+def _movimiento(v: Any) -> bool:
+    if not isinstance(v, dict) or set(v) != {"producto_id", "cantidad"}:
+        return False
+    n = v["cantidad"]
+    return es_id(v["producto_id"]) and isinstance(n, int) and not isinstance(n, bool) and 0 < abs(n) <= MAX_UNIDADES
 
 
 def _items(v: Any) -> bool:
@@ -160,12 +184,14 @@ VOCABULARIO: dict[str, dict[str, Callable[[Any], bool]]] = {
         "direccion": _texto_o_nulo,
         "creado_en": _texto,
         "eliminado": _booleano,
+        "huella": _huella,
     },
     "producto": {
         "nombre": _texto,
         "descripcion": _texto_o_nulo,
         "precio": _dinero,
         "creado_en": _texto,
+        "huella": _huella,
     },
     "pedido": {
         "cliente_id": es_id,
@@ -173,8 +199,16 @@ VOCABULARIO: dict[str, dict[str, Callable[[Any], bool]]] = {
         "total": _dinero,
         "creado_en": _texto,
         "nodo_origen": es_id,
-        "eliminado": _booleano,
+        "eliminado_en": _estado,
+        "devuelto": _verdadero,
         "items": _items,
+        "huella": _huella,
+    },
+    "ajuste": {
+        "movimiento": _movimiento,
+        "creado_en": _texto,
+        "firme": _verdadero,
+        "huella": _huella,
     },
     "stock": {
         "entradas": _unidades,
@@ -204,8 +238,15 @@ def validar(c: Any) -> Cambio:
         raise CambioInvalido(f"bad value for {c.entidad}.{c.campo} in change {c.origen}:{c.seq}")
     if c.campo == "cedidas" and c.valor["destino"] == c.origen:
         raise CambioInvalido(f"a node cannot transfer rights to itself in change {c.origen}:{c.seq}")
-    if c.base is not None and (not isinstance(c.base, str) or len(c.base) > 100):
-        raise CambioInvalido(f"bad base in change {c.origen}:{c.seq}")
+    if c.base is not None:
+        if (c.entidad, c.campo) != ("pedido", "estado") or not isinstance(c.base, str) or len(c.base) > MAX_BASE:
+            raise CambioInvalido(f"bad base in change {c.origen}:{c.seq}")
+        try:
+            visto = reglas.contexto(c.base)
+        except ValueError:
+            raise CambioInvalido(f"bad base in change {c.origen}:{c.seq}") from None
+        if any(not es_id(o) or not 0 < s < 2**63 for o, s in visto.items()):
+            raise CambioInvalido(f"bad base in change {c.origen}:{c.seq}")
     return c
 
 

@@ -106,6 +106,10 @@ class GestorPares:
         self._enlaces.append(fn)
         return lambda: self._enlaces.remove(fn)
 
+    def acuses(self) -> dict[str, dict[str, int]]:
+        """The last version vector each peer acknowledged to this node, for peers that did."""
+        return {par: dict(e.acuse) for par, e in self._estados.items() if e.acuse is not None}
+
     def al_cambiar(self, fn: Callable[[], None]) -> Callable[[], None]:
         """Call ``fn`` when a link goes up or down or a peer acknowledges."""
         self._interesados.append(fn)

@@ -56,8 +56,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Observador = Callable[[Sequence[Cambio]], None]
 
-# Fields whose writes remember the stamp they replaced, to recognise clashes.
-CON_BASE = {("pedido", "estado")}
 # Work per transaction, at most: enough to share one fsync among many writes, few enough
 # that a write's answer never waits behind a long transaction.
 MAX_GRUPO = 64
@@ -69,7 +67,7 @@ class Escritura:
 
     conn: Connection
     nodo_id: str
-    campos: list[tuple[str, str, str, Any]] = field(default_factory=list)
+    _campos: dict[tuple[str, str, str], Any] = field(default_factory=dict)
     stock: dict[tuple[str, str], int] = field(default_factory=dict)
     cesiones: dict[tuple[str, str], int] = field(default_factory=dict)
     sellados: list[Cambio] = field(default_factory=list)  # what was stamped, once committed
@@ -79,8 +77,13 @@ class Escritura:
         """The transaction's driver cursor (see ``crudo``), for reads on the write path."""
         return crudo(self.conn)
 
+    @property
+    def campos(self) -> list[tuple[str, str, str, Any]]:
+        """The fields set, in the order first set; a field set twice keeps its last value."""
+        return [(*k, v) for k, v in self._campos.items()]
+
     def poner(self, entidad: str, clave: str, campo: str, valor: Any) -> None:
-        self.campos.append((entidad, clave, campo, valor))
+        self._campos[(entidad, clave, campo)] = valor
 
     def sumar_stock(self, producto_id: str, campo: str, unidades: int) -> None:
         """Grow this node's ``entradas`` or ``salidas`` entry of a product."""
@@ -343,17 +346,22 @@ class Almacen:
                 e.futuro.set_exception(valor)
 
     def _sellar(self, tx: Escritura, siguiente_seq: int) -> list[Cambio]:
-        """Turn declared writes into stamped changes, in declaration order."""
+        """Turn declared writes into stamped changes, in declaration order.
+
+        Every change of one write carries the same stamp: a write sets each
+        field once, so stamps still order the writes of a field totally, and
+        the fields of one creation win or lose together (see ``sync.reglas``).
+        """
         sql = tx.sql
         bases: dict[tuple[str, str, str], str] = {}
         for entidad, clave, campo, _ in tx.campos:
-            if (entidad, campo) in CON_BASE:
+            if (entidad, campo) == ("pedido", "estado"):
                 filas = sql.filas(
-                    "SELECT hlc, origen FROM sellos WHERE entidad = ? AND clave = ? AND campo = ?",
-                    (entidad, clave, campo),
+                    "SELECT origen, MAX(seq) FROM escrituras"
+                    " WHERE entidad = 'pedido' AND clave = ? AND campo = 'estado' AND origen <> ? GROUP BY origen",
+                    (clave, self.nodo_id),
                 )
-                if filas:
-                    bases[(entidad, clave, campo)] = reglas.sello_texto(tuple(filas[0]))
+                bases[(entidad, clave, campo)] = reglas.contexto_texto({o: int(n) for o, n in filas})
         declarados: list[tuple[str, str, str, Any]] = list(tx.campos)
         if tx.stock:
             filas = sql.en(
@@ -379,13 +387,16 @@ class Almacen:
                 if unidades:
                     total = cedidas.get((pid, destino), 0) + unidades
                     declarados.append(("stock", pid, "cedidas", {"destino": destino, "unidades": total}))
+        if not declarados:
+            return []
+        hlc = self.reloj.tic()
         lote = []
         for n, (entidad, clave, campo, valor) in enumerate(declarados):
             lote.append(
                 Cambio(
                     origen=self.nodo_id,
                     seq=siguiente_seq + n,
-                    hlc=self.reloj.tic(),
+                    hlc=hlc,
                     entidad=entidad,
                     clave=clave,
                     campo=campo,

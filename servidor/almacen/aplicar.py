@@ -7,47 +7,56 @@ duplicates and kept each origin gap-free), inside one open transaction:
 2. last-writer-wins fields: keep, per field, the batch's best write, compare
    it with the stored winner in ``sellos`` and, where it wins, write the stamp
    and the column of the materialized row (``items`` become ``pedido_items``);
-   the order is :func:`sync.reglas.orden` (a cancellation beats any other
-   ``estado``, then the stamp decides);
-3. stock entries: ``max`` of the stored entry and the batch's values, for
+   the order is :func:`sync.reglas.orden` (ranked registers such as
+   ``estado`` by progress first, then the stamp); an order's ``eliminado``
+   column is derived from its ``estado`` and ``eliminado_en``;
+3. movements: every creation's units (an order's ``items``, a keyed
+   adjustment's ``movimiento``) become rows of ``movimientos`` under the node
+   that wrote them, winning creation or not;
+4. stock entries: ``max`` of the stored entry and the batch's values, for
    units (``contadores_stock``) and for rights transferred (``cesiones_stock``);
-4. concurrent ``estado`` writes (same base, different write) become rows of
-   ``conflictos``, one per pair, ordered as the merge orders them, so every
-   node records the same clashes whatever the arrival order;
-5. move ``productos.stock`` by the change of its counters; recompute it in
-   full (counters plus cancelled units, and each node's ``devueltas``) only
-   for products created in the batch or in the items of an order whose
-   cancellation may have changed.
+5. credits: for every entity whose movements or credit-deciding fields
+   (creation, ``estado``, ``devuelto``, ``firme``) the batch touched, what its
+   movements are worth (:func:`sync.reglas.abono`) before and after the batch;
+   the difference moves ``devueltas``, ``stock``, ``por_devolver`` and
+   ``por_confirmar``. Whatever order the fields of an entity arrive in, the
+   credit is a function of the state once they are all here;
+6. ``estado`` and ``huella`` writes are kept in ``escrituras``; every
+   concurrent pair (:func:`sync.reglas.concurrentes` for ``estado``,
+   different requests for ``huella``) becomes a row of ``conflictos``,
+   ordered as the merge orders them, so every node lists the same clashes
+   whatever the arrival order;
+7. products created in the batch get their stock computed in full.
 
 Everything is set-based: a batch costs a handful of statements per table,
 not per change, and no statement scans a table whose size grows with the
-log (stamps are looked up by their key's prefix ``(entidad, clave)``). Every
-order and every merge comes this way, so its statements go straight to the
-driver (``crudo``); only the full recomputation of stock, which is rare,
-goes through Core.
+log. Every order and every merge comes this way, so its statements go
+straight to the driver (``crudo``).
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from servidor.almacen import modelos as m
-from servidor.almacen.crudo import Crudo, crudo, dinero, trozos
+from servidor.almacen.crudo import Crudo, crudo, dinero
 from sync import reglas
 from sync.cambios import Cambio, codificar
 
-TABLAS = {"cliente": "clientes", "producto": "productos", "pedido": "pedidos"}
+TABLAS = {"cliente": "clientes", "producto": "productos", "pedido": "pedidos", "ajuste": "ajustes"}
 # Columns whose values the driver must get converted (see ``crudo``); the vocabulary of
 # ``sync.cambios`` names every other field, and only those reach the SQL below.
 DINERO = {"precio", "total"}
-BOOLEANOS = {"eliminado"}
-TROZO = 500
+BOOLEANOS = {"eliminado", "devuelto", "firme"}
+# Fields that decide what an entity's movements are worth (see sync.reglas.abono).
+ABONAN = {"pedido": {"creado_en", "estado", "devuelto", "items"}, "ajuste": {"creado_en", "firme", "movimiento"}}
+# Fields whose every write is kept, to find concurrent pairs.
+ESCRITAS = {"estado", "huella"}
+
+Abonos = tuple[dict[tuple[str, str], int], dict[str, int], dict[str, int]]
 
 
 def aplicar(conn: Connection, lote: Sequence[Cambio], sql: Crudo | None = None) -> None:
@@ -58,54 +67,44 @@ def aplicar(conn: Connection, lote: Sequence[Cambio], sql: Crudo | None = None) 
         "INSERT INTO cambios (origen, seq, hlc, entidad, clave, campo, valor, base) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(c.origen, c.seq, c.hlc, c.entidad, c.clave, c.campo, codificar(c.valor), c.base) for c in lote],
     )
-    # Products whose stock is recomputed from scratch: created in this batch, or holding
-    # items of an order that is or was cancelled (its units may have moved). Every other
-    # product the batch touched moves by the change of its counters alone.
-    completos: set[str] = set()
-    lww, contadores, cesiones, estados = [], [], [], []
+    lww: list[Cambio] = []
+    contadores: list[Cambio] = []
+    cesiones: list[Cambio] = []
+    tocadas: dict[str, set[str]] = defaultdict(set)
     for c in lote:
-        if c.entidad != "stock":
-            lww.append(c)
-            if c.campo == "estado" and c.base:
-                estados.append(c)
-        elif c.campo == "cedidas":
-            cesiones.append(c)
-        else:
-            contadores.append(c)
-    _aplicar_lww(sql, lww, completos)
+        if c.entidad == "stock":
+            (cesiones if c.campo == "cedidas" else contadores).append(c)
+            continue
+        lww.append(c)
+        if c.campo in ABONAN.get(c.entidad, ()):
+            tocadas[c.entidad].add(c.clave)
+    antes = _abonos(sql, entidades=tocadas) if tocadas else None
+    altas = _aplicar_lww(sql, lww)
+    _guardar_movimientos(sql, lww)
     deltas = _aplicar_contadores(sql, contadores)
     _aplicar_cesiones(sql, cesiones)
-    _registrar_conflictos(sql, estados)
-    if completos:
-        recalcular_stock(conn, sorted(completos))
+    _registrar_conflictos(sql, [c for c in lww if c.campo in ESCRITAS])
+    if antes is not None:
+        _mover_abonos(sql, antes, _abonos(sql, entidades=tocadas), deltas, altas)
+    if altas:
+        recalcular_stock(conn, sorted(altas))
     sql.muchas(
         "UPDATE productos SET stock = stock + ? WHERE id = ?",
-        [(d, pid) for pid, d in sorted(deltas.items()) if d and pid not in completos],
+        [(d, pid) for pid, d in sorted(deltas.items()) if d and pid not in altas],
     )
 
 
-def _productos_de_cancelados(sql: Crudo, pedidos: set[str]) -> set[str]:
-    """Products in the items of those of ``pedidos`` that are cancelled now."""
-    filas = sql.en(
-        "SELECT DISTINCT producto_id FROM pedido_items WHERE pedido_id IN "
-        "(SELECT id FROM pedidos WHERE estado = ? AND id IN {en})",
-        pedidos,
-        "cancelado",
-    )
-    return {f[0] for f in filas}
-
-
-def _aplicar_lww(sql: Crudo, lote: Sequence[Cambio], completos: set[str]) -> None:
-    """Apply LWW writes; add to ``completos`` the products whose stock must be recomputed."""
+def _aplicar_lww(sql: Crudo, lote: Sequence[Cambio]) -> set[str]:
+    """Apply LWW writes; answer the products whose rows this batch created."""
     mejores: dict[tuple[str, str, str], tuple[reglas.Orden, Cambio]] = {}
     for c in lote:
         k = (c.entidad, c.clave, c.campo)
-        orden = _orden(c)
+        orden = reglas.orden(c.entidad, c.campo, c.valor, c.sello)
         actual = mejores.get(k)
         if actual is None or orden > actual[0]:
             mejores[k] = (orden, c)
     if not mejores:
-        return
+        return set()
 
     guardados: dict[tuple[str, str, str], reglas.Orden] = {}
     # By (entidad, clave): the primary key's prefix, so an index range, never a scan of sellos.
@@ -118,16 +117,21 @@ def _aplicar_lww(sql: Crudo, lote: Sequence[Cambio], completos: set[str]) -> Non
         )
         for clave, campo, hlc, origen in filas:
             guardados[(entidad, clave, campo)] = (0, hlc, origen)
-    # A stored estado that is a cancellation outranks every later stamp that is not.
-    con_estado = [k[1] for k in mejores if k[0] == "pedido" and k[2] == "estado" and k in guardados]
-    if con_estado:
-        for (pid,) in sql.en("SELECT id FROM pedidos WHERE estado = ? AND id IN {en}", con_estado, "cancelado"):
-            _, hlc, origen = guardados[("pedido", pid, "estado")]
-            guardados[("pedido", pid, "estado")] = reglas.orden("pedido", "estado", "cancelado", (hlc, origen))
+    # A ranked register's stored winner ranks by its value, which the row holds.
+    rankeados = {k[1] for k in mejores if (k[0], k[2]) in reglas.POR_RANGO and k in guardados}
+    if rankeados:
+        for pid, estado, eliminado_en in sql.en(
+            "SELECT id, estado, eliminado_en FROM pedidos WHERE id IN {en}", rankeados
+        ):
+            for campo, valor in (("estado", estado), ("eliminado_en", eliminado_en)):
+                k = ("pedido", pid, campo)
+                if k in guardados and valor is not None:
+                    _, hlc, origen = guardados[k]
+                    guardados[k] = reglas.orden("pedido", campo, valor, (hlc, origen))
 
     ganadores = [c for k, (orden, c) in mejores.items() if reglas.gana(orden, guardados.get(k))]
     if not ganadores:
-        return
+        return set()
     nuevos = [c for c in ganadores if (c.entidad, c.clave, c.campo) not in guardados]
     viejos = [c for c in ganadores if (c.entidad, c.clave, c.campo) in guardados]
     sql.muchas(
@@ -141,40 +145,47 @@ def _aplicar_lww(sql: Crudo, lote: Sequence[Cambio], completos: set[str]) -> Non
 
     filas_nuevas: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
     items: dict[str, list[dict[str, Any]]] = {}
-    pedidos_con_estado: set[str] = set()
+    ocultables: set[str] = set()
     for c in ganadores:
         if c.entidad == "pedido" and c.campo == "items":
             items[c.clave] = c.valor
-            pedidos_con_estado.add(c.clave)
             continue
-        if c.entidad == "pedido" and c.campo == "estado":
-            pedidos_con_estado.add(c.clave)
+        if c.entidad == "pedido" and c.campo in ("estado", "eliminado_en"):
+            ocultables.add(c.clave)
+        if c.entidad == "ajuste" and c.campo == "movimiento":
+            filas_nuevas[(c.entidad, c.clave)].update(
+                producto_id=c.valor["producto_id"], cantidad=c.valor["cantidad"]
+            )
+            continue
         filas_nuevas[(c.entidad, c.clave)][c.campo] = c.valor
-    # Units move only where an order is, or was, cancelled. Only an order that had an
-    # estado before this batch can have been cancelled; it can be cancelled after it if
-    # the batch says so, or if it was and now gets its items.
-    previos = {pid for pid in pedidos_con_estado if ("pedido", pid, "estado") in guardados}
-    ahora = {c.clave for c in ganadores if c.entidad == "pedido" and c.campo == "estado" and c.valor == "cancelado"}
-    if previos:
-        completos.update(_productos_de_cancelados(sql, previos))  # before
     altas_pedidos: set[str] = set()
+    altas_productos: set[str] = set()
     for entidad, tabla in TABLAS.items():
         cambios_fila = {k[1]: v for k, v in filas_nuevas.items() if k[0] == entidad}
         if entidad == "pedido":
             cambios_fila.update({pid: {} for pid in items if pid not in cambios_fila})
         altas = _escribir_filas(sql, tabla, cambios_fila)
         if entidad == "producto":
-            completos.update(altas)
+            altas_productos = altas
         elif entidad == "pedido":
             altas_pedidos = altas
     _escribir_items(sql, items, nuevos=altas_pedidos)
-    despues = ahora | (previos & set(items))
-    if despues:
-        completos.update(_productos_de_cancelados(sql, despues))  # after
+    if ocultables:
+        _ocultar(sql, ocultables)
+    return altas_productos
 
 
-def _orden(c: Cambio) -> reglas.Orden:
-    return reglas.orden(c.entidad, c.campo, c.valor, c.sello)
+def _ocultar(sql: Crudo, pedidos: Iterable[str]) -> None:
+    """Derive ``pedidos.eliminado`` from ``estado`` and ``eliminado_en`` (see ``sync.reglas.oculto``)."""
+    filas = sql.en("SELECT id, estado, eliminado_en, eliminado FROM pedidos WHERE id IN {en}", pedidos)
+    sql.muchas(
+        "UPDATE pedidos SET eliminado = ? WHERE id = ?",
+        [
+            (int(o), pid)
+            for pid, estado, eliminado_en, eliminado in filas
+            if (o := reglas.oculto(estado, eliminado_en)) != bool(eliminado)
+        ],
+    )
 
 
 def _columna(campo: str, valor: Any) -> Any:
@@ -226,6 +237,128 @@ def _escribir_items(sql: Crudo, items: dict[str, list[dict[str, Any]]], nuevos: 
             for n, i in enumerate(lineas, start=1)
         ],
     )
+
+
+# --- movements and what they are worth ---------------------------------------------
+
+
+def _guardar_movimientos(sql: Crudo, lote: Sequence[Cambio]) -> None:
+    """Record the units each creation moved, under the node that wrote it (its first write wins)."""
+    movidos: dict[tuple[str, str, str], dict[str, int]] = {}
+    for c in lote:
+        if c.entidad == "pedido" and c.campo == "items":
+            unidades: dict[str, int] = defaultdict(int)
+            for item in c.valor:
+                unidades[item["producto_id"]] -= item["cantidad"]
+        elif c.entidad == "ajuste" and c.campo == "movimiento":
+            unidades = {c.valor["producto_id"]: c.valor["cantidad"]}
+        else:
+            continue
+        movidos.setdefault((c.entidad, c.clave, c.origen), dict(unidades))
+    if not movidos:
+        return
+    existentes: set[tuple[str, str, str]] = set()
+    for entidad in {k[0] for k in movidos}:
+        claves = {k[1] for k in movidos if k[0] == entidad}
+        existentes.update(
+            (entidad, clave, nodo)
+            for clave, nodo in sql.en(
+                "SELECT DISTINCT clave, nodo FROM movimientos WHERE entidad = ? AND clave IN {en}", claves, entidad
+            )
+        )
+    sql.muchas(
+        "INSERT INTO movimientos (entidad, clave, nodo, producto_id, unidades) VALUES (?, ?, ?, ?, ?)",
+        [
+            (entidad, clave, nodo, pid, n)
+            for (entidad, clave, nodo), unidades in sorted(movidos.items())
+            if (entidad, clave, nodo) not in existentes
+            for pid, n in sorted(unidades.items())
+            if n
+        ],
+    )
+
+
+_MOVIMIENTOS = {
+    "pedido": (
+        "SELECT mv.clave, mv.nodo, mv.producto_id, mv.unidades, s.origen, e.estado, e.devuelto, 0"
+        " FROM movimientos mv"
+        " LEFT JOIN sellos s ON s.entidad = 'pedido' AND s.clave = mv.clave AND s.campo = 'creado_en'"
+        " LEFT JOIN pedidos e ON e.id = mv.clave"
+        " WHERE mv.entidad = 'pedido' AND mv.{columna} IN {{en}}"
+    ),
+    "ajuste": (
+        "SELECT mv.clave, mv.nodo, mv.producto_id, mv.unidades, s.origen, NULL, 0, e.firme"
+        " FROM movimientos mv"
+        " LEFT JOIN sellos s ON s.entidad = 'ajuste' AND s.clave = mv.clave AND s.campo = 'creado_en'"
+        " LEFT JOIN ajustes e ON e.id = mv.clave"
+        " WHERE mv.entidad = 'ajuste' AND mv.{columna} IN {{en}}"
+    ),
+}
+
+
+def _abonos(
+    sql: Crudo, entidades: dict[str, set[str]] | None = None, productos: Sequence[str] | None = None
+) -> Abonos:
+    """What the movements of some entities (or of some products) are worth now.
+
+    Answers the units credited per (product, node), and per product the units
+    awaiting a settled cancellation (``por_devolver``) or a settled keyed
+    adjustment (``por_confirmar``).
+    """
+    abonadas: dict[tuple[str, str], int] = defaultdict(int)
+    por_devolver: dict[str, int] = defaultdict(int)
+    por_confirmar: dict[str, int] = defaultdict(int)
+    for entidad, texto in _MOVIMIENTOS.items():
+        if productos is not None:
+            filas = sql.en(texto.format(columna="producto_id"), productos)
+        elif entidades and entidades.get(entidad):
+            filas = sql.en(texto.format(columna="clave"), entidades[entidad])
+        else:
+            continue
+        for _, nodo, pid, unidades, ganador, estado, devuelto, firme in filas:
+            abono, devolver, confirmar = reglas.abono(unidades, nodo, ganador, estado, bool(devuelto), bool(firme))
+            if abono:
+                abonadas[(pid, nodo)] += abono
+            por_devolver[pid] += devolver
+            por_confirmar[pid] += confirmar
+    return abonadas, por_devolver, por_confirmar
+
+
+def _mover_abonos(sql: Crudo, antes: Abonos, despues: Abonos, deltas: dict[str, int], altas: set[str]) -> None:
+    """Move ``devueltas`` and the products' figures by what the batch changed in credits."""
+    abonos = {
+        k: d for k in set(antes[0]) | set(despues[0]) if (d := despues[0].get(k, 0) - antes[0].get(k, 0))
+    }
+    if abonos:
+        existentes = {
+            (pid, nodo)
+            for pid, nodo in sql.en(
+                "SELECT producto_id, nodo FROM contadores_stock WHERE producto_id IN {en}", {k[0] for k in abonos}
+            )
+        }
+        sql.muchas(
+            "INSERT INTO contadores_stock (producto_id, nodo, entradas, salidas, devueltas) VALUES (?, ?, 0, 0, 0)",
+            sorted(k for k in abonos if k not in existentes),
+        )
+        sql.muchas(
+            "UPDATE contadores_stock SET devueltas = devueltas + ? WHERE producto_id = ? AND nodo = ?",
+            [(d, pid, nodo) for (pid, nodo), d in sorted(abonos.items())],
+        )
+        for (pid, _), d in abonos.items():
+            deltas[pid] = deltas.get(pid, 0) + d
+    apartes = []
+    for pid in sorted((set(antes[1]) | set(despues[1]) | set(antes[2]) | set(despues[2])) - altas):
+        devolver = despues[1].get(pid, 0) - antes[1].get(pid, 0)
+        confirmar = despues[2].get(pid, 0) - antes[2].get(pid, 0)
+        if devolver or confirmar:
+            apartes.append((devolver, confirmar, pid))
+    sql.muchas(
+        "UPDATE productos SET por_devolver = por_devolver + ?, por_confirmar = por_confirmar + ? WHERE id = ?",
+        apartes,
+    )
+
+
+# --- stock entries -----------------------------------------------------------------
 
 
 def _aplicar_contadores(sql: Crudo, lote: Sequence[Cambio]) -> dict[str, int]:
@@ -292,67 +425,111 @@ def _aplicar_cesiones(sql: Crudo, lote: Sequence[Cambio]) -> None:
     )
 
 
+# --- concurrent writes ---------------------------------------------------------------
+
+
 def _registrar_conflictos(sql: Crudo, lote: Sequence[Cambio]) -> None:
-    """Record every pair of ``estado`` writes that share a base (neither saw the other)."""
+    """Keep every ``estado`` and ``huella`` write; record each concurrent pair in ``conflictos``.
+
+    ``estado``: two writes neither of whose writers had applied the other.
+    ``huella``: two creations of one id from different requests (a node that
+    knows the id answers the first creation instead of writing a second one,
+    so any two are concurrent). Each pair is found from whichever write
+    arrives second, and ordered as the merge orders them.
+    """
     if not lote:
         return
-    pares: dict[tuple[str, str, str], tuple[Any, ...]] = {}
-    for cambio in lote:
-        hermanos = sql.filas(
-            "SELECT origen, hlc, valor FROM cambios WHERE entidad = ? AND clave = ? AND campo = ? AND base = ?",
-            (cambio.entidad, cambio.clave, cambio.campo, cambio.base),
-        )
-        for origen, hlc, valor in hermanos:
-            if (hlc, origen) == cambio.sello:
+    sql.muchas(
+        "INSERT INTO escrituras (entidad, clave, campo, origen, seq, hlc, valor, base) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(c.entidad, c.clave, c.campo, c.origen, c.seq, c.hlc, c.valor, c.base or "") for c in lote],
+    )
+    grupos: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for c in lote:
+        grupos[(c.entidad, c.campo)].add(c.clave)
+    hermanos: dict[tuple[str, str, str], list[tuple[str, int, int, str, str]]] = defaultdict(list)
+    for (entidad, campo), claves in sorted(grupos.items()):
+        for clave, origen, seq, hlc, valor, base in sql.en(
+            "SELECT clave, origen, seq, hlc, valor, base FROM escrituras"
+            " WHERE entidad = ? AND campo = ? AND clave IN {en}",
+            claves,
+            entidad,
+            campo,
+        ):
+            hermanos[(entidad, clave, campo)].append((origen, seq, hlc, valor, base))
+    pares: dict[tuple[str, str, str, str, str], tuple[Any, ...]] = {}
+    for c in lote:
+        este = (c.origen, c.seq, c.hlc, c.valor, c.base or "")
+        for otro in hermanos[(c.entidad, c.clave, c.campo)]:
+            if not _chocan(c.campo, este, otro):
                 continue
-            a = (_orden(cambio), cambio.sello, codificar(cambio.valor))
-            orden_h = reglas.orden(cambio.entidad, cambio.campo, json.loads(valor), (hlc, origen))
-            b = (orden_h, (hlc, origen), valor)
-            ganador, perdedor = (a, b) if a[0] > b[0] else (b, a)
-            clave = (cambio.clave, reglas.sello_texto(ganador[1]), reglas.sello_texto(perdedor[1]))
-            pares[clave] = (*clave, cambio.campo, ganador[2], perdedor[2], cambio.base)
+            ganador, perdedor = sorted((este, otro), key=lambda w: _orden_escrita(c.entidad, c.campo, w))[::-1]
+            sellos = reglas.sello_texto((ganador[2], ganador[0])), reglas.sello_texto((perdedor[2], perdedor[0]))
+            clave = (c.entidad, c.clave, c.campo, *sellos)
+            pares[clave] = (*clave, codificar(ganador[3]), codificar(perdedor[3]), perdedor[4])
     if not pares:
         return
     existentes = sql.en(
-        "SELECT pedido_id, ganador, perdedor FROM conflictos WHERE pedido_id IN {en}", {k[0] for k in pares}
+        "SELECT entidad, pedido_id, campo, ganador, perdedor FROM conflictos WHERE pedido_id IN {en}",
+        {k[1] for k in pares},
     )
     for fila in existentes:
         pares.pop(tuple(fila), None)  # type: ignore[arg-type]
     sql.muchas(
-        "INSERT INTO conflictos (pedido_id, ganador, perdedor, campo, valor_ganador, valor_perdedor, base) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO conflictos (entidad, pedido_id, campo, ganador, perdedor, valor_ganador, valor_perdedor, base) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         list(pares.values()),
     )
 
 
+Escrita = tuple[str, int, int, str, str]  # origen, seq, hlc, valor, base
+
+
+def _chocan(campo: str, a: Escrita, b: Escrita) -> bool:
+    if (a[0], a[1]) == (b[0], b[1]):
+        return False
+    if campo == "huella":
+        return a[3] != b[3]
+    return reglas.concurrentes((a[0], a[1], reglas.contexto(a[4])), (b[0], b[1], reglas.contexto(b[4])))
+
+
+def _orden_escrita(entidad: str, campo: str, w: Escrita) -> reglas.Orden:
+    return reglas.orden(entidad, campo, w[3], (w[2], w[0]))
+
+
+# --- full recomputation ----------------------------------------------------------------
+
+
 def recalcular_stock(conn: Connection, productos: Sequence[str]) -> None:
-    """Each node's ``devueltas``, then stock = Σ (entradas − salidas + devueltas) (see sync.reglas)."""
-    p, cs, it, pe = m.productos, m.contadores_stock, m.pedido_items, m.pedidos
-    for parte in trozos(productos, TROZO):
-        # Cancelled units go back to the node that sold them: it needs a counter row to hold them.
-        vendedores = conn.execute(
-            select(it.c.producto_id, pe.c.nodo_origen)
-            .select_from(it.join(pe, pe.c.id == it.c.pedido_id))
-            .where(it.c.producto_id.in_(parte), pe.c.estado == "cancelado", pe.c.nodo_origen.is_not(None))
-            .distinct()
+    """Each node's ``devueltas``, then stock = Σ (entradas − salidas + devueltas) (see sync.reglas).
+
+    From scratch, for products whose row this batch created (counter entries
+    and credits may have arrived before the row) and for checks that the
+    incremental figures are right.
+    """
+    sql = crudo(conn)
+    abonadas, por_devolver, por_confirmar = _abonos(sql, productos=productos)
+    existentes = {
+        (pid, nodo)
+        for pid, nodo in sql.en("SELECT producto_id, nodo FROM contadores_stock WHERE producto_id IN {en}", productos)
+    }
+    sql.muchas(
+        "INSERT INTO contadores_stock (producto_id, nodo, entradas, salidas, devueltas) VALUES (?, ?, 0, 0, 0)",
+        sorted(k for k in abonadas if k not in existentes),
+    )
+    sql.muchas(
+        "UPDATE contadores_stock SET devueltas = ? WHERE producto_id = ? AND nodo = ?",
+        [(abonadas.get(k, 0), *k) for k in sorted(existentes | set(abonadas))],
+    )
+    sumas = {
+        pid: int(n)
+        for pid, n in sql.en(
+            "SELECT producto_id, SUM(entradas - salidas + devueltas) FROM contadores_stock"
+            " WHERE producto_id IN {en} GROUP BY producto_id",
+            productos,
         )
-        existentes = {
-            (f.producto_id, f.nodo)
-            for f in conn.execute(select(cs.c.producto_id, cs.c.nodo).where(cs.c.producto_id.in_(parte)))
-        }
-        faltan = [{"producto_id": pid, "nodo": n} for pid, n in vendedores if (pid, n) not in existentes]
-        if faltan:
-            conn.execute(insert(cs), faltan)
-        devueltas = (
-            select(func.coalesce(func.sum(it.c.cantidad), 0))
-            .select_from(it.join(pe, pe.c.id == it.c.pedido_id))
-            .where(it.c.producto_id == cs.c.producto_id, pe.c.estado == "cancelado", pe.c.nodo_origen == cs.c.nodo)
-            .scalar_subquery()
-        )
-        conn.execute(update(cs).where(cs.c.producto_id.in_(parte)).values(devueltas=devueltas))
-        contadores = (
-            select(func.coalesce(func.sum(cs.c.entradas - cs.c.salidas + cs.c.devueltas), 0))
-            .where(cs.c.producto_id == p.c.id)
-            .scalar_subquery()
-        )
-        conn.execute(update(p).where(p.c.id.in_(parte)).values(stock=contadores))
+    }
+    sql.muchas(
+        "UPDATE productos SET stock = ?, por_devolver = ?, por_confirmar = ? WHERE id = ?",
+        [(sumas.get(pid, 0), por_devolver.get(pid, 0), por_confirmar.get(pid, 0), pid) for pid in productos],
+    )
+

@@ -27,7 +27,7 @@ from servidor.almacen import modelos as m
 from servidor.almacen.crudo import a_dinero, crudo, trozos
 
 CAMPOS_CLIENTE = ("id", "nombre", "email", "telefono", "direccion", "creado_en")
-CAMPOS_PRODUCTO = ("id", "nombre", "descripcion", "precio", "stock", "creado_en")
+CAMPOS_PRODUCTO = ("id", "nombre", "descripcion", "precio", "stock", "por_devolver", "por_confirmar", "creado_en")
 CAMPOS_PEDIDO = ("id", "cliente_id", "estado", "total", "creado_en", "nodo_origen")
 CAMPOS_ITEM = ("producto_id", "cantidad", "precio_unitario", "subtotal")
 
@@ -222,8 +222,51 @@ def pedido(conn: Connection, id: str) -> dict[str, Any] | None:
 
 def conflictos(conn: Connection, limite: int | None = None, desde: int = 0) -> list[dict[str, Any]]:
     t = m.conflictos
-    filas = conn.execute(_pagina(select(t).order_by(t.c.pedido_id, t.c.ganador, t.c.perdedor), limite, desde))
+    orden = (t.c.pedido_id, t.c.entidad, t.c.campo, t.c.ganador, t.c.perdedor)
+    filas = conn.execute(_pagina(select(t).order_by(*orden), limite, desde))
     return [dict(f._mapping) for f in filas]
+
+
+def huella(conn: Connection, entidad: str, id: str) -> tuple[str | None] | None:
+    """The request fingerprint of entity ``id``, deleted or not; None when no creation of it is here."""
+    tabla = {"cliente": "clientes", "producto": "productos", "pedido": "pedidos", "ajuste": "ajustes"}[entidad]
+    filas = crudo(conn).filas(f"SELECT huella FROM {tabla} WHERE id = ? AND creado_en IS NOT NULL", (id,))
+    return (filas[0][0],) if filas else None
+
+
+def ajuste(conn: Connection, id: str) -> dict[str, Any] | None:
+    filas = crudo(conn).filas(
+        "SELECT id, producto_id, cantidad, firme FROM ajustes WHERE id = ? AND creado_en IS NOT NULL", (id,)
+    )
+    if not filas:
+        return None
+    id_, producto_id, cantidad, firme = filas[0]
+    return {"id": id_, "producto_id": producto_id, "cantidad": cantidad, "firme": bool(firme)}
+
+
+def por_asentar(conn: Connection) -> dict[tuple[str, str], list[tuple[str, int]]]:
+    """Entities whose units wait until every node has them (see ``sync.reglas``), with the writes to wait for.
+
+    Cancelled orders not yet ``devuelto``, with their cancellations; keyed
+    adjustments that add units and are not yet ``firme``, with their
+    creations.
+    """
+    sql = crudo(conn)
+    esperan: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
+    pedidos = [f[0] for f in sql.filas("SELECT id FROM pedidos WHERE estado = 'cancelado' AND devuelto = 0")]
+    for clave, origen, seq in sql.en(
+        "SELECT clave, origen, seq FROM escrituras"
+        " WHERE entidad = 'pedido' AND campo = 'estado' AND valor = 'cancelado' AND clave IN {en}",
+        pedidos,
+    ):
+        esperan[("pedido", clave)].append((origen, int(seq)))
+    ajustes = [f[0] for f in sql.filas("SELECT id FROM ajustes WHERE firme = 0 AND cantidad > 0")]
+    for clave, origen, seq in sql.en(
+        "SELECT clave, origen, seq FROM escrituras WHERE entidad = 'ajuste' AND campo = 'huella' AND clave IN {en}",
+        ajustes,
+    ):
+        esperan[("ajuste", clave)].append((origen, int(seq)))
+    return dict(esperan)
 
 
 def cuenta_cambios(conn: Connection) -> int:
@@ -245,7 +288,9 @@ _ESTADO = (
     (m.contadores_stock, ("producto_id", "nodo")),
     (m.cesiones_stock, ("producto_id", "origen", "destino")),
     (m.sellos, ("entidad", "clave", "campo")),
-    (m.conflictos, ("pedido_id", "ganador", "perdedor")),
+    (m.ajustes, ("id",)),
+    (m.movimientos, ("entidad", "clave", "nodo", "producto_id")),
+    (m.conflictos, ("entidad", "pedido_id", "campo", "ganador", "perdedor")),
 )
 
 

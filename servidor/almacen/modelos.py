@@ -3,12 +3,20 @@
 ``cambios`` is the truth: the change log, one row per change, gap-free per
 origin. Every other table is materialized from it by ``apply``:
 
-- ``clientes``, ``productos``, ``pedidos``, ``pedido_items``: the rows the API
-  reads; ``productos.stock`` is derived from the counters and the cancelled
-  orders.
+- ``clientes``, ``productos``, ``pedidos``, ``pedido_items``, ``ajustes``: the
+  rows the API reads; ``productos.stock``, ``por_devolver`` and
+  ``por_confirmar`` are derived from the counters and the movements, and
+  ``pedidos.eliminado`` from ``estado`` and ``eliminado_en`` (see
+  ``sync.reglas``).
+- ``movimientos``: units each node moved for each entity (an order's items
+  as each creation of it sold them, a keyed adjustment's units); what the
+  entity's state credits back lands in ``contadores_stock.devueltas``.
+- ``escrituras``: every write of an order's ``estado`` (with what its writer
+  had seen) and of an entity's ``huella`` (a keyed creation), to find the
+  concurrent pairs that ``conflictos`` lists.
 - ``sellos``: the winning stamp of every last-writer-wins field.
 - ``contadores_stock``: each origin's grow-only entries per product, and
-  ``devueltas``, the units of cancelled orders it sold (derived).
+  ``devueltas``, the units the state of entities credits to it (derived).
 - ``cesiones_stock``: rights to units each origin transferred to each other
   node, per product (grow-only; see ``sync.reglas``).
 - ``conflictos``: concurrent ``estado`` writes, derived from the log, so every
@@ -90,6 +98,7 @@ clientes = Table(
     Column("direccion", String(2000)),
     Column("creado_en", String(40)),
     Column("eliminado", Boolean, nullable=False, server_default=false()),
+    Column("huella", String(64)),
     **OPCIONES,
 )
 
@@ -101,7 +110,10 @@ productos = Table(
     Column("descripcion", String(2000)),
     Column("precio", DINERO),
     Column("stock", BigInteger, nullable=False, server_default=text("0")),
+    Column("por_devolver", BigInteger, nullable=False, server_default=text("0")),
+    Column("por_confirmar", BigInteger, nullable=False, server_default=text("0")),
     Column("creado_en", String(40)),
+    Column("huella", String(64)),
     **OPCIONES,
 )
 
@@ -114,8 +126,12 @@ pedidos = Table(
     Column("total", DINERO),
     Column("creado_en", String(40)),
     Column("nodo_origen", ID),
+    Column("eliminado_en", String(16)),
+    Column("devuelto", Boolean, nullable=False, server_default=false()),
+    Column("huella", String(64)),
+    # Derived: hidden by a delete (see sync.reglas.oculto), what every reader filters on.
     Column("eliminado", Boolean, nullable=False, server_default=false()),
-    Index("ix_pedidos_estado", "estado"),
+    Index("ix_pedidos_estado", "estado", "devuelto"),
     Index("ix_pedidos_cliente_id", "cliente_id"),
     **OPCIONES,
 )
@@ -143,10 +159,46 @@ cambios = Table(
     Column("clave", ID, nullable=False),
     Column("campo", String(32), nullable=False),
     Column("valor", Text, nullable=False),
-    Column("base", String(100)),
-    # For finding the writes that share a base (conflicts). SQLite indexes only the rows
-    # that have one, so a merge of new orders does not grow it.
-    Index("ix_cambios_entidad", "entidad", "clave", "campo", sqlite_where=text("base IS NOT NULL")),
+    Column("base", String(2000)),
+    **OPCIONES,
+)
+
+ajustes = Table(
+    "ajustes",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("producto_id", ID),
+    Column("cantidad", BigInteger),
+    Column("creado_en", String(40)),
+    Column("firme", Boolean, nullable=False, server_default=false()),
+    Column("huella", String(64)),
+    Index("ix_ajustes_producto_id", "producto_id"),
+    **OPCIONES,
+)
+
+movimientos = Table(
+    "movimientos",
+    metadata,
+    Column("entidad", String(16), primary_key=True),
+    Column("clave", ID, primary_key=True),
+    Column("nodo", ID, primary_key=True),
+    Column("producto_id", ID, primary_key=True),
+    Column("unidades", BigInteger, nullable=False),
+    Index("ix_movimientos_producto_id", "producto_id"),
+    **OPCIONES,
+)
+
+escrituras = Table(
+    "escrituras",
+    metadata,
+    Column("entidad", String(16), primary_key=True),
+    Column("clave", ID, primary_key=True),
+    Column("campo", String(32), primary_key=True),
+    Column("origen", ID, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("hlc", BigInteger, nullable=False),
+    Column("valor", String(64), nullable=False),
+    Column("base", String(2000), nullable=False),
     **OPCIONES,
 )
 
@@ -185,13 +237,14 @@ cesiones_stock = Table(
 conflictos = Table(
     "conflictos",
     metadata,
-    Column("pedido_id", ID, primary_key=True),
+    Column("entidad", String(16), primary_key=True),
+    Column("pedido_id", ID, primary_key=True),  # the entity's id
+    Column("campo", String(32), primary_key=True),
     Column("ganador", String(100), primary_key=True),
     Column("perdedor", String(100), primary_key=True),
-    Column("campo", String(32), nullable=False),
     Column("valor_ganador", Text, nullable=False),
     Column("valor_perdedor", Text, nullable=False),
-    Column("base", String(100), nullable=False),
+    Column("base", String(2000), nullable=False),
     **OPCIONES,
 )
 

@@ -12,6 +12,7 @@ millisecond still list in the order they were created.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -39,4 +40,19 @@ def nuevo_id(ms: int | None = None) -> str:
     valor |= (aleatorio >> 62) << 64
     valor |= 0b10 << 62  # variant
     valor |= aleatorio & ((1 << 62) - 1)
+    return str(uuid.UUID(int=valor))
+
+
+def id_de_clave(entidad: str, clave: str) -> str:
+    """The id of the entity an idempotency key creates: the same on every node.
+
+    A name-based UUID (version 8, RFC 9562, B.2): SHA-256 of the entity kind
+    and the key. Two nodes that take the same key without hearing of each
+    other create the same id, and the merge keeps one creation of it.
+    """
+    valor = int.from_bytes(hashlib.sha256(f"{entidad}\x00{clave}".encode()).digest()[:16], "big")
+    valor &= ~(0xF << 76)
+    valor |= 0x8 << 76  # version
+    valor &= ~(0b11 << 62)
+    valor |= 0b10 << 62  # variant
     return str(uuid.UUID(int=valor))

@@ -9,8 +9,19 @@ Rules that live here:
 
 - ``estado`` moves ``pendiente → confirmado → enviado → entregado``, and
   ``pendiente | confirmado → cancelado``; ``entregado`` and ``cancelado`` are
-  final. Units of a cancelled order return to stock (see ``sync.reglas``).
-- Deleting an order that is not final cancels it first.
+  final. Every transition moves up the order the merge ranks states by
+  (``sync.reglas``), so what a node allows locally never goes back when
+  merged. Asking for the state an order is already in answers the order
+  and writes nothing: a client that lost the first answer may retry.
+- Units of a cancelled order return to stock once the cancellation is
+  settled: at once on a cluster of one node, else when every node has it
+  (:meth:`Dominio.asentar`; until then they show as ``por_devolver``).
+- Deleting an order that is pending or confirmed cancels it first; a
+  shipped order that is not yet delivered cannot be deleted. A delete
+  records the state it saw (``eliminado_en``), so a concurrent shipment
+  elsewhere keeps the order visible.
+- Creates and stock adjustments may carry an idempotency key
+  (``servidor.dominio.idempotencia``): the entity's id comes from the key.
 - Setting a product's ``stock`` to an absolute value becomes an adjustment by
   the difference, at this node's counter entry.
 - Units are sold or removed only out of this node's rights to them; when it
@@ -21,15 +32,16 @@ Rules that live here:
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from servidor.almacen import Almacen, Escritura, consultas
+from servidor.dominio import idempotencia
 from servidor.dominio import validacion as v
 from servidor.dominio.derechos import Falta, FaltanDerechos, Reparto, a_conceder, cuota
-from servidor.dominio.ids import nuevo_id
+from servidor.dominio.ids import id_de_clave, nuevo_id
 from servidor.errores import NoEncontrado, TransicionInvalida, Validacion
 
 T = TypeVar("T")
@@ -80,21 +92,50 @@ class Dominio:
                 if self.reparto is None or restante <= 0 or not await self.reparto.conseguir(e.faltas, restante):
                     raise e.rechazo() from None
 
+    async def _crear(
+        self,
+        entidad: str,
+        lector: Callable[..., Any],
+        id: str,
+        clave: str | None,
+        huella: str,
+        escribir: Callable[[Escritura], None],
+    ) -> dict[str, Any]:
+        """Create ``entidad`` ``id`` with ``escribir``; with a key, answer an earlier creation of it instead."""
+        repetida: list[bool] = []
+
+        def op(tx: Escritura) -> None:
+            repetida.clear()
+            if clave is not None:
+                guardada = consultas.huella(tx.conn, entidad, id)
+                if guardada is not None:
+                    idempotencia.repetir(guardada[0], huella, entidad, id)
+                    repetida.append(True)
+                    return
+                tx.poner(entidad, id, "huella", huella)
+            escribir(tx)
+
+        hecho = await self._escribir(op, lector, entidad, id)
+        return idempotencia.Repeticion(hecho) if repetida else hecho
+
+    def _id(self, entidad: str, clave: str | None) -> str:
+        return nuevo_id() if clave is None else id_de_clave(entidad, clave)
+
     async def _obtener(self, lector: Callable[..., Any], entidad: str, id: str) -> dict[str, Any]:
         return _existe(await self._leer(lector, id), entidad, id)
 
     # --- clientes ---------------------------------------------------------
 
-    async def crear_cliente(self, datos: Any) -> dict[str, Any]:
+    async def crear_cliente(self, datos: Any, clave: str | None = None) -> dict[str, Any]:
         limpio = v.cliente(datos)
-        id = nuevo_id()
+        id = self._id("cliente", clave)
 
         def op(tx: Escritura) -> None:
             for campo in sorted(v.CAMPOS_CLIENTE):
                 tx.poner("cliente", id, campo, limpio.get(campo))
             tx.poner("cliente", id, "creado_en", self._ahora())
 
-        return await self._escribir(op, consultas.cliente, "cliente", id)
+        return await self._crear("cliente", consultas.cliente, id, clave, idempotencia.huella("cliente", limpio), op)
 
     async def listar_clientes(self, pagina: v.Pagina | None = None) -> list[dict[str, Any]]:
         return await self._leer(consultas.clientes, **_pagina(pagina))
@@ -121,18 +162,34 @@ class Dominio:
 
     # --- productos --------------------------------------------------------
 
-    async def crear_producto(self, datos: Any) -> dict[str, Any]:
+    async def crear_producto(self, datos: Any, clave: str | None = None) -> dict[str, Any]:
         limpio = v.producto(datos)
-        id = nuevo_id()
+        id = self._id("producto", clave)
+        huella = idempotencia.huella("producto", limpio)
 
         def op(tx: Escritura) -> None:
             tx.poner("producto", id, "nombre", limpio["nombre"])
             tx.poner("producto", id, "descripcion", limpio.get("descripcion"))
             tx.poner("producto", id, "precio", str(limpio["precio"]))
             tx.poner("producto", id, "creado_en", self._ahora())
-            tx.sumar_stock(id, "entradas", limpio.get("stock", 0))
+            if clave is None:
+                tx.sumar_stock(id, "entradas", limpio.get("stock", 0))
+            elif limpio.get("stock"):
+                # Two nodes cut off from each other may both take the key: the initial
+                # units are a keyed adjustment, counted once whichever creation wins.
+                self._ajuste(tx, id_de_clave("producto-stock", clave), id, limpio["stock"], huella)
 
-        return await self._escribir(op, consultas.producto, "producto", id)
+        return await self._crear("producto", consultas.producto, id, clave, huella, op)
+
+    def _ajuste(self, tx: Escritura, id: str, producto_id: str, cantidad: int, huella: str) -> None:
+        """A keyed stock adjustment: its units move once per key (see ``sync.reglas``, credits)."""
+        tx.poner("ajuste", id, "movimiento", {"producto_id": producto_id, "cantidad": cantidad})
+        tx.poner("ajuste", id, "creado_en", self._ahora())
+        tx.poner("ajuste", id, "huella", huella)
+        if cantidad < 0:
+            tx.sumar_stock(producto_id, "salidas", -cantidad)
+        elif self.nodos == 1:  # no other node can have taken the key: settled at once
+            tx.poner("ajuste", id, "firme", True)
 
     async def listar_productos(self, pagina: v.Pagina | None = None) -> list[dict[str, Any]]:
         return await self._leer(consultas.productos, **_pagina(pagina))
@@ -155,15 +212,34 @@ class Dominio:
 
         return await self._con_derechos(lambda: self._escribir(op, consultas.producto, "producto", id))
 
-    async def ajustar_stock(self, id: str, cantidad: Any) -> dict[str, Any]:
+    async def ajustar_stock(self, id: str, cantidad: Any, clave: str | None = None) -> dict[str, Any]:
         n = v.entero(cantidad, "cantidad", -v.MAX_STOCK, v.MAX_STOCK)
         if n == 0:
             raise Validacion("'cantidad' must not be zero", {"campo": "cantidad"})
+        if clave is None:
 
-        def op(tx: Escritura) -> None:
-            _ajustar(tx, _existe(consultas.producto(tx.conn, id), "producto", id), n)
+            def op(tx: Escritura) -> None:
+                _ajustar(tx, _existe(consultas.producto(tx.conn, id), "producto", id), n)
 
-        return await self._con_derechos(lambda: self._escribir(op, consultas.producto, "producto", id))
+            return await self._con_derechos(lambda: self._escribir(op, consultas.producto, "producto", id))
+
+        ajuste_id = id_de_clave("ajuste", clave)
+        huella = idempotencia.huella("ajuste", {"producto_id": id, "cantidad": n})
+        repetida: list[bool] = []
+
+        def con_clave(tx: Escritura) -> None:
+            repetida.clear()
+            producto = _existe(consultas.producto(tx.conn, id), "producto", id)
+            guardada = consultas.huella(tx.conn, "ajuste", ajuste_id)
+            if guardada is not None:
+                idempotencia.repetir(guardada[0], huella, "ajuste", ajuste_id)
+                repetida.append(True)
+                return
+            _ajustar(tx, producto, n, escribir=False)
+            self._ajuste(tx, ajuste_id, id, n, huella)
+
+        hecho = await self._con_derechos(lambda: self._escribir(con_clave, consultas.producto, "producto", id))
+        return idempotencia.Repeticion(hecho) if repetida else hecho
 
     async def ceder_derechos(self, destino: str, producto_id: str, necesita: int, extra: int) -> tuple[int, int | None]:
         """A peer asks for rights to units of a product: grant what the policy allows.
@@ -191,9 +267,10 @@ class Dominio:
 
     # --- pedidos ----------------------------------------------------------
 
-    async def crear_pedido(self, datos: Any) -> dict[str, Any]:
+    async def crear_pedido(self, datos: Any, clave: str | None = None) -> dict[str, Any]:
         cliente_id, unidades = v.pedido(datos)
-        id = nuevo_id()
+        id = self._id("pedido", clave)
+        huella = idempotencia.huella("pedido", {"cliente_id": cliente_id, "unidades": sorted(unidades.items())})
 
         vendidos: dict[str, dict[str, Any]] = {}
 
@@ -233,8 +310,8 @@ class Dominio:
             for pid, cantidad in unidades.items():
                 tx.sumar_stock(pid, "salidas", cantidad)
 
-        pedido = await self._con_derechos(lambda: self._escribir(op, consultas.pedido, "pedido", id))
-        if self.reparto is not None:
+        pedido = await self._con_derechos(lambda: self._crear("pedido", consultas.pedido, id, clave, huella, op))
+        if self.reparto is not None and not isinstance(pedido, idempotencia.Repeticion):
             for pid, p in vendidos.items():
                 if self.reparto.bajo_cuota(p["aqui"], p["stock"]):
                     derechos = await self._leer(consultas.derechos, [pid])
@@ -258,24 +335,65 @@ class Dominio:
 
         def op(tx: Escritura) -> None:
             actual = _existe(consultas.pedido(tx.conn, id), "pedido", id)
+            if actual["estado"] == nuevo:
+                return  # a retry of a transition that happened: nothing to write
             permitidos = TRANSICIONES[actual["estado"]]
             if nuevo not in permitidos:
                 raise TransicionInvalida(
                     f"an order in estado {actual['estado']!r} cannot move to {nuevo!r}",
                     {"actual": actual["estado"], "pedido": nuevo, "permitidos": list(permitidos)},
                 )
-            tx.poner("pedido", id, "estado", nuevo)
+            self._poner_estado(tx, id, nuevo)
 
         return await self._escribir(op, consultas.pedido, "pedido", id)
+
+    def _poner_estado(self, tx: Escritura, id: str, estado: str) -> None:
+        tx.poner("pedido", id, "estado", estado)
+        if estado == "cancelado" and self.nodos == 1:  # no other node can ship it: settled at once
+            tx.poner("pedido", id, "devuelto", True)
 
     async def eliminar_pedido(self, id: str) -> None:
         def op(tx: Escritura) -> None:
             actual = _existe(consultas.pedido(tx.conn, id), "pedido", id)
-            if actual["estado"] not in FINALES:
-                tx.poner("pedido", id, "estado", "cancelado")
-            tx.poner("pedido", id, "eliminado", True)
+            estado = actual["estado"]
+            if estado == "enviado":
+                raise TransicionInvalida(
+                    "a shipped order cannot be deleted before it is delivered",
+                    {"actual": estado, "permitidos": []},
+                )
+            if estado not in FINALES:
+                estado = "cancelado"
+                self._poner_estado(tx, id, estado)
+            tx.poner("pedido", id, "eliminado_en", estado)
 
         await self.almacen.escribir(op)
+
+    async def asentar(
+        self, miembros: frozenset[str], acuses: Mapping[str, Mapping[str, int]]
+    ) -> tuple[int, bool]:
+        """Settle what can no longer be undone: write ``devuelto`` and ``firme`` (see ``sync.reglas``).
+
+        ``miembros`` are the other nodes of the cluster, ``acuses`` the last
+        version vector each acknowledged to this node. Answers how many
+        entities were settled, and whether others still wait.
+        """
+        vector = self.almacen.vector  # read before the store: what we know of peers only grows
+        esperan = await self._leer(consultas.por_asentar)
+        if not esperan:
+            return 0, False
+        listos = sorted(k for k, escritas in esperan.items() if asentado(escritas, miembros, acuses, vector))
+        if not listos:
+            return 0, True
+
+        def op(tx: Escritura) -> None:
+            # Read again inside the transaction: a settle must never be written twice for nothing.
+            aun = consultas.por_asentar(tx.conn)
+            for entidad, clave in listos:
+                if (entidad, clave) in aun:
+                    tx.poner(entidad, clave, "devuelto" if entidad == "pedido" else "firme", True)
+
+        await self.almacen.escribir(op)
+        return len(listos), len(listos) < len(esperan)
 
     async def conflictos(self, pagina: v.Pagina | None = None) -> list[dict[str, Any]]:
         return await self._leer(consultas.conflictos, **_pagina(pagina))
@@ -300,19 +418,48 @@ def _falta(tx: Escritura, producto: dict[str, Any], pedido: int, aqui: int, reti
     return Falta(producto["id"], producto["nombre"], pedido, aqui, producto["stock"], derechos, retirada)
 
 
-def _ajustar(tx: Escritura, producto: dict[str, Any], delta: int) -> None:
-    """Adjust stock by ``delta`` units at this node's counter entry; removals spend its rights."""
+def _ajustar(tx: Escritura, producto: dict[str, Any], delta: int, escribir: bool = True) -> None:
+    """Adjust stock by ``delta`` units at this node's counter entry; removals spend its rights.
+
+    ``escribir=False`` only checks (a keyed adjustment moves its units itself).
+    """
     if delta > 0:
-        if producto["stock"] + delta > v.MAX_STOCK:
+        if producto["stock"] + producto["por_confirmar"] + delta > v.MAX_STOCK:
             raise Validacion(
                 f"stock would exceed {v.MAX_STOCK} units", {"campo": "cantidad", "disponible": producto["stock"]}
             )
-        tx.sumar_stock(producto["id"], "entradas", delta)
+        if escribir:
+            tx.sumar_stock(producto["id"], "entradas", delta)
     elif delta < 0:
         aqui = producto["derechos"].get(tx.nodo_id, 0)
         if aqui < -delta:
             raise FaltanDerechos([_falta(tx, producto, -delta, aqui, retirada=True)], tx.nodo_id)
-        tx.sumar_stock(producto["id"], "salidas", -delta)
+        if escribir:
+            tx.sumar_stock(producto["id"], "salidas", -delta)
 
 
-__all__ = ["Dominio", "TRANSICIONES", "FINALES"]
+def asentado(
+    escritas: list[tuple[str, int]],
+    miembros: frozenset[str],
+    acuses: Mapping[str, Mapping[str, int]],
+    vector: Mapping[str, int],
+) -> bool:
+    """Whether no node can still undo a write of ``escritas`` (any one of them will do).
+
+    Every other member has acknowledged one of them, and this node has
+    applied everything that member had written when it did. A member's
+    writes concurrent with them (a shipment racing a cancellation, a second
+    creation of a keyed adjustment) were made before its acknowledgement, so
+    they are here and already merged; its writes after it have seen them. A
+    member never heard from blocks settling: waiting is safe, guessing is not.
+    """
+    for miembro in miembros:
+        acuse = acuses.get(miembro)
+        if acuse is None or vector.get(miembro, 0) < acuse.get(miembro, 0):
+            return False
+        if not any(acuse.get(origen, 0) >= seq for origen, seq in escritas):
+            return False
+    return True
+
+
+__all__ = ["Dominio", "TRANSICIONES", "FINALES", "asentado"]

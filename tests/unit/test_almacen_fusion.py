@@ -19,6 +19,7 @@ from sync.cambios import Cambio, desde_json
 from sync.errores import DerivaReloj
 from sync.reloj import reloj_de_pared, sello
 from tests.bd import BACKENDS, base_nueva
+from tests.replicas import digest, sincronizar, todos_con_todos
 
 
 @pytest.fixture(params=BACKENDS)
@@ -31,29 +32,8 @@ async def tres(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
             url = await pila.enter_async_context(base_nueva(request.param, tmp_path, f"nodo{n}"))
             almacen = await Almacen.abrir(url, f"nodo{n}")
             pila.push_async_callback(almacen.cerrar)
-            dominios.append(Dominio(almacen))
+            dominios.append(Dominio(almacen, nodos=3))
         yield dominios
-
-
-async def sincronizar(desde: Almacen, hacia: Almacen, limite: int = 1000) -> int:
-    total = 0
-    while True:
-        lote = await desde.cambios_para(hacia.vector, limite)
-        if not lote:
-            return total
-        total += len((await hacia.fusionar(lote)).aplicados)
-
-
-async def todos_con_todos(dominios: list[Dominio]) -> None:
-    for _ in range(2):
-        for a in dominios:
-            for b in dominios:
-                if a is not b:
-                    await sincronizar(a.almacen, b.almacen)
-
-
-async def digest(d: Dominio) -> str:
-    return await d.almacen.leer(consultas.digest)
 
 
 async def _catalogo(d: Dominio, stock: int = 10) -> tuple[str, str]:
@@ -62,12 +42,18 @@ async def _catalogo(d: Dominio, stock: int = 10) -> tuple[str, str]:
     return c["id"], p["id"]
 
 
-async def test_local_writes_are_logged_with_gap_free_seq_and_increasing_hlc(tres: list[Dominio]) -> None:
+async def test_local_writes_are_logged_with_gap_free_seq_and_one_increasing_stamp_per_write(
+    tres: list[Dominio],
+) -> None:
     d = tres[0]
-    await _catalogo(d)
+    cid, _ = await _catalogo(d)
     filas = await d.almacen.leer(consultas.cambios_de, "nodo1")
     assert [f.seq for f in filas] == list(range(1, len(filas) + 1))
-    assert all(a.hlc < b.hlc for a, b in zip(filas, filas[1:], strict=False))
+    # Two writes (a client, a product): each one's changes share a stamp, the second's is later.
+    por_clave = {f.clave: f.hlc for f in filas if f.entidad != "stock"}
+    assert all(f.hlc == por_clave[cid] for f in filas if f.clave == cid)
+    assert all(a.hlc <= b.hlc for a, b in zip(filas, filas[1:], strict=False))
+    assert len({f.hlc for f in filas}) == 2
 
 
 async def test_a_replica_that_merges_everything_holds_the_same_state(tres: list[Dominio]) -> None:
@@ -196,8 +182,14 @@ async def test_a_cancellation_that_arrives_before_the_order_it_cancels_still_ret
     assert [x.campo for x in cancelacion] == ["estado"]
     await c.almacen.fusionar(cancelacion)  # nodo3 hears of the cancel before the order itself
     await sincronizar(a.almacen, c.almacen)
-    assert (await c.obtener_producto(pid))["stock"] == 10
+    producto = await c.obtener_producto(pid)
+    assert (producto["stock"], producto["por_devolver"]) == (6, 4)  # apart until every node has the cancel
     assert await digest(b) == await digest(c)
+    await todos_con_todos(tres)
+    for d in tres:
+        producto = await d.obtener_producto(pid)
+        assert (producto["stock"], producto["por_devolver"], producto["derechos"]) == (10, 0, {"nodo1": 10})
+    assert await digest(a) == await digest(b) == await digest(c)
 
 
 async def test_a_write_whose_caller_is_cancelled_still_commits_before_the_next(tres: list[Dominio]) -> None:
@@ -234,7 +226,7 @@ async def test_a_batch_for_a_peer_says_exactly_what_the_log_holds(tres: list[Dom
         assert lote.claves == [(c.origen, c.seq) for c in cambios]
         assert [json.loads(t) for t in lote.textos] == [c.a_json() for c in cambios]
         assert [desde_json(json.loads(t)) for t in lote.textos] == cambios
-    assert any(c.base for c in await b.almacen.cambios_para(tiene, 1000))
+    assert any(c.base is not None for c in await b.almacen.cambios_para(tiene, 1000))
     assert not await b.almacen.lote_para(b.almacen.vector, 1000)
 
 

@@ -14,7 +14,7 @@ from servidor.dominio import Dominio
 from servidor.dominio.derechos import Falta, FaltanDerechos, a_conceder, cuota, plan
 from servidor.errores import StockInsuficiente
 from tests.bd import BACKENDS, base_nueva
-from tests.unit.test_almacen_fusion import digest, sincronizar, todos_con_todos
+from tests.replicas import digest, sincronizar, todos_con_todos
 
 # --- the policy, as arithmetic ---------------------------------------------------
 
@@ -166,40 +166,48 @@ async def test_cancelled_units_return_to_the_node_that_sold_them_wherever_the_ca
     await a.crear_pedido(_pedido(cid, pid, 10))  # nodo1 may sell the returned units again
 
 
-async def test_a_cancellation_wins_over_a_concurrent_later_change_of_estado(tres: list[Dominio]) -> None:
-    """Once a node saw an order cancelled and resold its units, the order can never come back."""
+async def test_a_shipment_beats_a_concurrent_cancellation_and_its_units_are_never_returned(
+    tres: list[Dominio],
+) -> None:
+    """Goods that left cannot be un-shipped: the units of a cancel that may still lose stay apart."""
     a, b, c = tres
     cid, pid = await _catalogo(a, stock=4)
     pedido = await a.crear_pedido(_pedido(cid, pid, 4))
     await todos_con_todos(tres)
     await a.cambiar_estado(pedido["id"], "cancelado")
-    await b.cambiar_estado(pedido["id"], "confirmado")  # later stamp, concurrent
+    await b.cambiar_estado(pedido["id"], "confirmado")  # concurrent with the cancel
     await b.cambiar_estado(pedido["id"], "enviado")
-    await a.crear_pedido(_pedido(cid, pid, 4))  # the returned units, sold again on nodo1
+    producto = await a.obtener_producto(pid)
+    assert (producto["stock"], producto["por_devolver"]) == (0, 4)
+    with pytest.raises(StockInsuficiente):  # the cancel can still lose: its units are not for sale
+        await a.crear_pedido(_pedido(cid, pid, 4))
     await todos_con_todos(tres)
     for d in tres:
-        assert (await d.obtener_pedido(pedido["id"]))["estado"] == "cancelado"
+        assert (await d.obtener_pedido(pedido["id"]))["estado"] == "enviado"
         producto = await d.obtener_producto(pid)
-        assert producto["stock"] == 0 and producto["derechos"] == {"nodo1": 0}
-        [conflicto] = await d.conflictos()
-        assert conflicto["ganador"].endswith(":nodo1") and conflicto["valor_ganador"] == '"cancelado"'
-        assert conflicto["perdedor"].endswith(":nodo2") and conflicto["valor_perdedor"] == '"confirmado"'
+        assert (producto["stock"], producto["por_devolver"], producto["derechos"]) == (0, 0, {"nodo1": 0})
+        conflictos = {(x["valor_ganador"], x["valor_perdedor"]) for x in await d.conflictos()}
+        assert conflictos == {('"cancelado"', '"confirmado"'), ('"enviado"', '"cancelado"')}
     assert await digest(a) == await digest(b) == await digest(c)
 
 
-async def test_a_cancellation_wins_whichever_order_the_changes_arrive_in(tres: list[Dominio]) -> None:
+async def test_a_cancellation_beats_a_concurrent_confirmation_whichever_order_they_arrive_in(
+    tres: list[Dominio],
+) -> None:
     a, b, c = tres
     cid, pid = await _catalogo(a, stock=4)
     pedido = await a.crear_pedido(_pedido(cid, pid, 2))
     await todos_con_todos(tres)
     await a.cambiar_estado(pedido["id"], "cancelado")
     await b.cambiar_estado(pedido["id"], "confirmado")
-    await sincronizar(b.almacen, c.almacen)  # the later confirmation first
+    await sincronizar(b.almacen, c.almacen)  # the confirmation first
     assert (await c.obtener_pedido(pedido["id"]))["estado"] == "confirmado"
     await sincronizar(a.almacen, c.almacen)
     assert (await c.obtener_pedido(pedido["id"]))["estado"] == "cancelado"
-    assert (await c.obtener_producto(pid))["stock"] == 4
+    assert (await c.obtener_producto(pid))["por_devolver"] == 2
     await todos_con_todos(tres)
+    for d in tres:
+        assert (await d.obtener_producto(pid))["stock"] == 4
     assert await digest(a) == await digest(b) == await digest(c)
 
 
