@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect
 
-from servidor.almacen import Almacen
+from servidor.almacen import Almacen, Cadena
 from sync import protocolo as p
 from sync.cambios import Cambio
 from sync.errores import ErrorSync
@@ -213,6 +213,11 @@ async def marcar(url: str, par: str, nodo: Nodo, ronda: bool = False) -> Ronda:
         # writer thread's SQL and this thread's JSON overlap. Each batch is acknowledged
         # once applied; an answer to a request for rights waits for every batch read
         # before it, for its grant travels in one of them.
+        # So several batches wait for the writer at once, and a later one may need an
+        # earlier one of another origin (an order's cancellation, the order): they form
+        # one chain, and once a batch is refused none read after it on this connection
+        # is applied. The link goes down, and the next dial asks again from the vector.
+        cadena = Cadena()
         en_orden: asyncio.Queue[tuple[asyncio.Future[Any] | None, list[Cambio] | dict[str, Any]]] = asyncio.Queue(
             maxsize=p.VENTANA_LOTES
         )
@@ -247,7 +252,9 @@ async def marcar(url: str, par: str, nodo: Nodo, ronda: bool = False) -> Ronda:
                         estado.notificar()
                     log.info("%s: linked to %s", nodo.nodo_id, par)
                 if cambios is not None:
-                    fusion = asyncio.ensure_future(nodo.almacen.fusionar(cambios, validados=True))  # by SesionCliente
+                    fusion = asyncio.ensure_future(  # validados by SesionCliente
+                        nodo.almacen.fusionar(cambios, validados=True, cadena=cadena)
+                    )
                     await en_orden.put((fusion, cambios))
                 elif msg["tipo"] == "latido":
                     await ws.send(p.codificar(sesion.ack(nodo.almacen.vector)))

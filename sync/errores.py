@@ -4,9 +4,10 @@ The hierarchy::
 
     ErrorSync                 a change or a peer message was refused
     ├── DerivaReloj           DERIVA_RELOJ: a stamp too far ahead of our clock
-    └── CambioInvalido        CAMBIO_INVALIDO: a change that breaks the vocabulary
+    ├── CambioInvalido        CAMBIO_INVALIDO: a change that breaks the vocabulary
+    └── CadenaRota            CADENA_ROTA: an earlier batch of the same link was not applied
 
-Both are definite: nothing of the refused batch was applied.
+All are definite: nothing of the refused batch was applied.
 """
 
 from __future__ import annotations
@@ -26,3 +27,7 @@ class DerivaReloj(ErrorSync):
 
 class CambioInvalido(ErrorSync):
     codigo = "CAMBIO_INVALIDO"
+
+
+class CadenaRota(ErrorSync):
+    codigo = "CADENA_ROTA"

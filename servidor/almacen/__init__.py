@@ -1,5 +1,6 @@
 """The store: the only package that speaks SQL."""
 
 from servidor.almacen.almacen import Almacen, Escritura, ResultadoFusion
+from servidor.almacen.cadena import Cadena
 
-__all__ = ["Almacen", "Escritura", "ResultadoFusion"]
+__all__ = ["Almacen", "Cadena", "Escritura", "ResultadoFusion"]

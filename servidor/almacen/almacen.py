@@ -11,7 +11,9 @@ Two entrances, one path:
 - :meth:`Almacen.fusionar` takes changes from a peer, drops those already
   here, keeps each origin gap-free (a change past a gap waits for a later
   round), refuses the whole batch if one is stamped too far ahead, and hands
-  the rest to the same ``apply``.
+  the rest to the same ``apply``. The batches of one peer link form a
+  :class:`~servidor.almacen.cadena.Cadena`: once one is refused, none after
+  it is applied.
 
 Group commit: both entrances queue their work for one writer task, which
 runs whatever has queued up while the previous transaction committed as one
@@ -43,6 +45,7 @@ from sqlalchemy.engine import Connection
 
 from servidor.almacen import modelos as m
 from servidor.almacen.aplicar import aplicar
+from servidor.almacen.cadena import Cadena, Eslabon
 from servidor.almacen.crudo import Crudo, crudo
 from servidor.almacen.motor import Motores, abrir
 from servidor.almacen.registro import cambios_para, lote_para
@@ -120,6 +123,12 @@ class _Encargo:
     trabajo: Trabajo
     futuro: asyncio.Future[Any]
     duradero: bool  # a local write, acknowledged once on disk; a merge can be fetched again
+    eslabon: Eslabon | None = None  # its place in the chain of a peer link's merges
+
+    def fallido(self, motivo: BaseException | str) -> None:
+        """It did not succeed: no later piece of its chain may run."""
+        if self.eslabon is not None:
+            self.eslabon.romper(motivo)
 
 
 class Almacen:
@@ -221,11 +230,26 @@ class Almacen:
         resultado: T | None = await self._encargar(trabajo, duradero=True)
         return resultado
 
-    async def fusionar(self, cambios: Sequence[Cambio], validados: bool = False) -> ResultadoFusion:
-        """Apply a peer's changes; ``validados`` when they came through ``sync.cambios.desde_json``."""
-        if not validados:
-            for c in cambios:
-                validar(c)
+    async def fusionar(
+        self, cambios: Sequence[Cambio], validados: bool = False, cadena: Cadena | None = None
+    ) -> ResultadoFusion:
+        """Apply a peer's changes; ``validados`` when they came through ``sync.cambios.desde_json``.
+
+        ``cadena`` is the peer link's: batches of one chain are applied in the
+        order this is called, and once one of them is refused, every later one
+        is refused too (``CadenaRota``), untouched (see ``cadena``).
+        """
+        eslabon = cadena.eslabon() if cadena is not None else None
+        try:
+            if not validados:
+                for c in cambios:
+                    validar(c)
+            if eslabon is not None and (rechazo := eslabon.rechazo()) is not None:
+                raise rechazo
+        except Exception as error:
+            if eslabon is not None:
+                eslabon.romper(error)
+            raise
         # What the vector already covers is a duplicate for good (it only grows): a batch
         # of nothing else, common when a third node relays what its origin sent too,
         # costs no transaction.
@@ -257,14 +281,20 @@ class Almacen:
                 grupo.aplicados.extend(lote)
             return ResultadoFusion(lote, duplicados, pendientes)
 
-        resultado: ResultadoFusion = await self._encargar(trabajo, duradero=False)
+        resultado: ResultadoFusion = await self._encargar(trabajo, duradero=False, eslabon=eslabon)
         return resultado
 
-    async def _encargar(self, trabajo: Trabajo, duradero: bool) -> Any:
-        """Queue work for the writer task and wait until the transaction that ran it is over."""
+    async def _encargar(self, trabajo: Trabajo, duradero: bool, eslabon: Eslabon | None = None) -> Any:
+        """Queue work for the writer task and wait until the transaction that ran it is over.
+
+        The writer runs the queue in order. Work with an ``eslabon`` is refused
+        without running if an earlier piece of its chain did not succeed, and
+        breaks its chain when it does not succeed itself: it raised, its
+        transaction failed, or it was dropped because its caller stopped waiting.
+        """
         if not self._abierto:
             raise RuntimeError(f"{self.nodo_id}: the store is closed")
-        encargo = _Encargo(trabajo, asyncio.get_running_loop().create_future(), duradero)
+        encargo = _Encargo(trabajo, asyncio.get_running_loop().create_future(), duradero, eslabon)
         self._cola.append(encargo)
         self._hay_trabajo.set()
         if self._escritor is None or self._escritor.done():  # first write, or the last writer was stopped
@@ -282,6 +312,8 @@ class Almacen:
                     e = self._cola.popleft()
                     if not e.futuro.done():  # its caller has stopped waiting before it began
                         encargos.append(e)
+                    else:
+                        e.fallido("dropped before it ran: its caller stopped waiting")
                 if encargos:
                     self._en_curso = True
                     try:
@@ -300,6 +332,12 @@ class Almacen:
             grupo = _Grupo(self._siguiente_seq, dict(self._vector))
             hechos: list[tuple[bool, Any]] = []
             for e in encargos:
+                rechazo = e.eslabon.rechazo() if e.eslabon is not None else None
+                if rechazo is not None:  # refused for its chain before its savepoint: it touches nothing
+                    if solo:
+                        raise rechazo
+                    hechos.append((False, rechazo))
+                    continue
                 if solo:  # its failure rolls back the transaction, and is raised from it
                     hechos.append((True, e.trabajo(conn, sql, grupo)))
                     continue
@@ -308,6 +346,7 @@ class Almacen:
                 try:
                     hechos.append((True, e.trabajo(conn, sql, grupo)))
                 except Exception as error:  # noqa: BLE001 - it fails alone, and its caller hears why
+                    e.fallido(error)  # now, on this thread: a later piece of its chain may be next
                     sql.ejecutar("ROLLBACK TO SAVEPOINT encargo")
                     grupo.siguiente_seq, grupo.vector = antes[0], antes[1]
                     del grupo.aplicados[antes[2] :]
@@ -330,11 +369,13 @@ class Almacen:
             _, hechos = await self.motores.transaccion(cuerpo, confirmado, duradera)
         except Exception as error:  # noqa: BLE001 - the transaction failed: so did all its work
             for e in encargos:
+                e.fallido(error)
                 if not e.futuro.done():
                     e.futuro.set_exception(error)
             return
         except BaseException:  # the writer task itself is stopped: nobody may wait for it forever
             for e in encargos:
+                e.fallido("its writer task was stopped")
                 e.futuro.cancel()
             raise
         for e, (bien, valor) in zip(encargos, hechos, strict=True):

@@ -232,7 +232,7 @@ class ParFalso:
 
 
 @contextlib.asynccontextmanager
-async def nodo1_marca_a(clusters: FabricaClusters, par: ParFalso) -> AsyncIterator[ProcesoNodo]:
+async def nodo1_marca_a(clusters: FabricaClusters, par: ParFalso | ParConVariosLotes) -> AsyncIterator[ProcesoNodo]:
     """nodo1 running, with its peer nodo2 routed to ``par``; nodo2 itself never runs."""
     async with serve(par.atender, "127.0.0.1", 0) as servidor:
         puerto = servidor.sockets[0].getsockname()[1]
@@ -270,3 +270,51 @@ async def test_a_well_formed_batch_from_a_peer_that_proves_the_secret_is_applied
         vector, cuenta, clientes = await foto(uno)
         assert vector == {"nodo2": 3} and cuenta == 3
         assert [(x["nombre"], x["email"]) for x in clientes] == [("Eva", "eva@example.com")]
+
+
+class ParConVariosLotes:
+    """A websockets server that welcomes nodo1 and sends it several batches at once on each link.
+
+    It keeps everything nodo1 answers, one list per link.
+    """
+
+    def __init__(self, lotes: Callable[[int], list[list[Mensaje]]]) -> None:
+        self.lotes = lotes
+        self.enlaces: list[list[Mensaje]] = []
+
+    async def atender(self, ws: ServerConnection) -> None:
+        recibidos: list[Mensaje] = []
+        self.enlaces.append(recibidos)
+        with contextlib.suppress(ConnectionClosed):
+            sesion = p.SesionServidor(NOMBRE, SECRETO, "nodo2", frozenset({"nodo1"}), {})
+            await ws.send(p.codificar(sesion.hola(p.decodificar(await ws.recv()), reloj_de_pared(), {})))
+            for lote in self.lotes(reloj_de_pared()):
+                await ws.send(p.codificar({"tipo": "cambios", "cambios": lote}))
+            async for llegado in ws:
+                recibidos.append(p.decodificar(llegado))
+
+
+def con_el_segundo_lote_adelantado(ahora_ms: int) -> list[list[Mensaje]]:
+    """nodo2's cliente; a change of nodo2 stamped a minute ahead; nodo3's change to that cliente."""
+    cliente = cliente_de_nodo2(ahora_ms)
+    futuro = Cambio("nodo2", 4, sello(ahora_ms + 60_000), "cliente", cliente[0].clave, "nombre", "Eva del futuro")
+    despues = Cambio("nodo3", 1, sello(ahora_ms + 1), "cliente", cliente[0].clave, "telefono", "600000000")
+    return [[c.a_json() for c in lote] for lote in (cliente, [futuro], [despues])]
+
+
+async def test_no_batch_that_follows_a_refused_one_on_a_link_is_applied(clusters: FabricaClusters) -> None:
+    """nodo3's change came after nodo2's refused one: the vector (gap-free per origin) would not
+    hold it back, the order of the link must. nodo1 dials again and the same happens."""
+    falso = ParConVariosLotes(con_el_segundo_lote_adelantado)
+
+    def refusal(n: int) -> bool:
+        return len(falso.enlaces) > n and any(m["tipo"] == "error" for m in falso.enlaces[n])
+
+    async with nodo1_marca_a(clusters, falso) as uno:
+        # The second link's batches queue behind the first's: once it is refused, the first is settled.
+        await esperar(lambda: refusal(0) and refusal(1), PLAZO, que="nodo1 refuses the peer on two links")
+        assert {"tipo": "ack", "vector": {"nodo2": 3}} in falso.enlaces[0]
+        assert [m.get("codigo") for m in falso.enlaces[0] if m["tipo"] == "error"] == ["DERIVA_RELOJ"]
+        vector, cuenta, clientes = await foto(uno)
+        assert vector == {"nodo2": 3} and cuenta == 3
+        assert [x["telefono"] for x in clientes] == [None]

@@ -6,17 +6,18 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event
 
-from servidor.almacen import Almacen, consultas
+from servidor.almacen import Almacen, Cadena, ResultadoFusion, consultas
 from servidor.dominio import Dominio
 from sync.cambios import Cambio, desde_json
-from sync.errores import DerivaReloj
+from sync.errores import CadenaRota, CambioInvalido, DerivaReloj
 from sync.reloj import reloj_de_pared, sello
 from tests.bd import BACKENDS, base_nueva
 from tests.replicas import digest, sincronizar, todos_con_todos
@@ -324,5 +325,105 @@ async def test_a_batch_the_vector_already_covers_runs_no_statement(tmp_path: Pat
         with _sentencias_del_escritor(a) as vistas:
             hecho = await a.fusionar(ajenos)
         assert (hecho.aplicados, hecho.duplicados, vistas) == ([], 2, [])
+    finally:
+        await a.cerrar()
+
+
+# --- the batches of one peer link: applied in order, or not at all -------------------------
+
+AHORA_MS = 1_700_000_000_000  # the wall clock of the store in these tests, standing still
+PLAZO_S = 10.0
+
+
+@pytest.fixture(params=BACKENDS)
+async def quieto(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Almacen]:
+    """A store whose wall clock stands at ``AHORA_MS``."""
+    async with base_nueva(request.param, tmp_path) as url:
+        almacen = await Almacen.abrir(url, "nodo1", ahora=lambda: AHORA_MS)
+        try:
+            yield almacen
+        finally:
+            await almacen.cerrar()
+
+
+def _cliente(origen: str, seq: int, adelanto_ms: int = 0, campo: str = "nombre") -> Cambio:
+    return Cambio(origen, seq, sello(AHORA_MS + adelanto_ms, seq), "cliente", f"c-{origen}", campo, "Eva")
+
+
+async def _hasta(condicion: Callable[[], bool]) -> None:
+    async with asyncio.timeout(PLAZO_S):
+        while not condicion():
+            await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("juntos", [True, False], ids=["queued-together", "one-after-another"])
+@pytest.mark.parametrize(
+    ("malo", "error"),
+    [
+        pytest.param(_cliente("nodo2", 2, adelanto_ms=60_000), DerivaReloj, id="stamped-too-far-ahead"),
+        pytest.param(_cliente("nodo2", 2, campo="apodo"), CambioInvalido, id="malformed"),
+    ],
+)
+async def test_once_a_batch_of_a_link_is_refused_no_later_batch_of_that_link_is_applied(
+    quieto: Almacen, juntos: bool, malo: Cambio, error: type[Exception]
+) -> None:
+    """The third batch needs the refused second across origins (say, nodo3 cancels nodo2's order): the vector,
+    gap-free per origin, would let it in; only the link's order keeps it out."""
+    cadena = Cadena()
+    lotes = [[_cliente("nodo2", 1)], [malo], [_cliente("nodo3", 1)]]
+    hechos: list[ResultadoFusion | BaseException] = []
+    if juntos:  # all three wait for the writer at once, as a link's batches do: one transaction, a savepoint each
+        hechos = await asyncio.gather(*(quieto.fusionar(x, cadena=cadena) for x in lotes), return_exceptions=True)
+    else:
+        for lote in lotes:
+            try:
+                hechos.append(await quieto.fusionar(lote, cadena=cadena))
+            except Exception as e:  # noqa: BLE001 - what each batch got is the point
+                hechos.append(e)
+    assert isinstance(hechos[0], ResultadoFusion) and hechos[0].aplicados == lotes[0]
+    assert isinstance(hechos[1], error)
+    assert isinstance(hechos[2], CadenaRota)
+    assert quieto.vector == {"nodo2": 1}
+    assert await quieto.leer(consultas.cambios_de, "nodo3") == []
+    with pytest.raises(CadenaRota):  # nor any batch after, even one with nothing new in it
+        await quieto.fusionar(lotes[0], cadena=cadena)
+
+
+async def test_a_refused_batch_does_not_hold_back_the_batches_of_another_link(quieto: Almacen) -> None:
+    de_uno, de_otro = Cadena(), Cadena()
+    hechos = await asyncio.gather(
+        quieto.fusionar([_cliente("nodo2", 1)], cadena=de_uno),
+        quieto.fusionar([_cliente("nodo2", 2, adelanto_ms=60_000)], cadena=de_uno),
+        quieto.fusionar([_cliente("nodo3", 1)], cadena=de_otro),
+        quieto.fusionar([_cliente("nodo4", 1)]),  # no chain, as every caller but a link
+        quieto.fusionar([_cliente("nodo5", 1)], cadena=de_uno),
+        return_exceptions=True,
+    )
+    esperados = [ResultadoFusion, DerivaReloj, ResultadoFusion, ResultadoFusion, CadenaRota]
+    assert [type(h) for h in hechos] == esperados
+    assert quieto.vector == {"nodo2": 1, "nodo3": 1, "nodo4": 1}
+    assert len((await quieto.fusionar([_cliente("nodo3", 2)], cadena=de_otro)).aplicados) == 1
+
+
+async def test_a_batch_dropped_before_it_ran_holds_back_the_later_batches_of_its_link(tmp_path: Path) -> None:
+    """SQLite, whose writer runs on its own thread, so that a write can hold it while batches queue up."""
+    a = await Almacen.abrir(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", "nodo1", ahora=lambda: AHORA_MS)
+    try:
+        suelta = threading.Event()
+        ocupado = asyncio.ensure_future(a.escribir(lambda tx: suelta.wait(PLAZO_S)))
+        await _hasta(lambda: a.escribiendo)
+        cadena = Cadena()
+        fusiones = [
+            asyncio.ensure_future(a.fusionar([_cliente(o, 1)], cadena=cadena)) for o in ("nodo2", "nodo3", "nodo4")
+        ]
+        await _hasta(lambda: len(a._cola) == 3)
+        fusiones[1].cancel()  # its link went away: the writer drops it when it forms the next group
+        suelta.set()
+        await ocupado
+        hechos = await asyncio.gather(*fusiones, return_exceptions=True)
+        assert isinstance(hechos[0], ResultadoFusion)  # before the dropped one: a later break does not touch it
+        assert isinstance(hechos[1], asyncio.CancelledError)
+        assert isinstance(hechos[2], CadenaRota)
+        assert a.vector == {"nodo2": 1}
     finally:
         await a.cerrar()
