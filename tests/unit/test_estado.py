@@ -53,7 +53,7 @@ def test_every_arrival_order_picks_the_most_advanced_state(escrituras: list[tupl
 
 
 def test_concurrency_is_decided_by_what_each_writer_had_seen() -> None:
-    creacion = ("a", 5, {})
+    creacion: tuple[str, int, dict[str, int]] = ("a", 5, {})
     confirma_b = ("b", 3, {"a": 5})  # saw the creation
     cancela_c = ("c", 9, {"a": 5})  # saw the creation, not b's confirmation
     envia_b = ("b", 4, {"a": 5})  # b's next write: after its own confirmation
