@@ -82,7 +82,11 @@ export class Conexion extends EventTarget {
     }
   }
 
-  /** Run a query or mutation; the data, or an ErrorServidor. A query is retried after a failover. */
+  /**
+   * Run a query or mutation; the data, or an ErrorServidor. A query is retried after a failover,
+   * and so is a mutation that carries an idempotency key (`variables.clave`): the next node
+   * answers the first attempt's result if it was applied, so the retry never writes twice.
+   */
   async consultar(query, variables = {}) {
     const url = this.url;
     try {
@@ -91,7 +95,7 @@ export class Conexion extends EventTarget {
       if (!(e instanceof SinRespuesta)) throw e;
       const antes = this.id ?? url;
       await this.fallo(url);
-      if (/^\s*mutation\b/.test(query)) {
+      if (/^\s*mutation\b/.test(query) && !variables.clave) {
         throw new ErrorServidor(
           `${antes} no respondió, así que no se sabe si la operación se aplicó. ` +
             `Ahora la página usa ${this.id}: compruébelo y vuelva a intentarlo.`,

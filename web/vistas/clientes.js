@@ -4,7 +4,8 @@ import { avisos, botonEliminar, ejecutar, el, sincronizarFilas } from "./comun.j
 
 const CAMPOS = "id nombre email telefono direccion";
 const LISTA = `{ clientes { ${CAMPOS} } }`;
-const CREAR = `mutation Crear($datos: ClienteEntrada!) { crearCliente(datos: $datos) { ${CAMPOS} } }`;
+const CREAR = `mutation Crear($datos: ClienteEntrada!, $clave: String) {
+  crearCliente(datos: $datos, claveIdempotencia: $clave) { ${CAMPOS} } }`;
 const ACTUALIZAR = `mutation Actualizar($id: ID!, $datos: ClienteCambios!) {
   actualizarCliente(id: $id, datos: $datos) { ${CAMPOS} } }`;
 const ELIMINAR = `mutation Eliminar($id: ID!) { eliminarCliente(id: $id) }`;
@@ -69,7 +70,7 @@ export function crearVista(conexion) {
       }
       if (datos.telefono === null) delete datos.telefono;
       if (datos.direccion === null) delete datos.direccion;
-      const r = await conexion.consultar(CREAR, { datos });
+      const r = await conexion.consultar(CREAR, { datos, clave: crypto.randomUUID() });
       formulario.reset();
       await recargar();
       return `Cliente ${r.crearCliente.nombre} creado.`;

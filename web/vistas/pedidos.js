@@ -23,7 +23,8 @@ const LISTA = `query Pedidos($estado: EstadoPedido, $clienteId: ID) {
     items { productoId cantidad producto { nombre } }
   }
 }`;
-const CREAR = `mutation Crear($datos: PedidoEntrada!) { crearPedido(datos: $datos) { id total } }`;
+const CREAR = `mutation Crear($datos: PedidoEntrada!, $clave: String) {
+  crearPedido(datos: $datos, claveIdempotencia: $clave) { id total } }`;
 const CAMBIAR = `mutation Cambiar($id: ID!, $estado: EstadoPedido!) { cambiarEstadoPedido(id: $id, estado: $estado) { id estado } }`;
 const ELIMINAR = `mutation Eliminar($id: ID!) { eliminarPedido(id: $id) }`;
 
@@ -76,7 +77,7 @@ export function crearVista(conexion) {
       cantidad: Number(linea.querySelector("input").value),
     }));
     ejecutar(crear, aviso, async () => {
-      const r = await conexion.consultar(CREAR, { datos: { clienteId: cliente.value, items } });
+      const r = await conexion.consultar(CREAR, { datos: { clienteId: cliente.value, items }, clave: crypto.randomUUID() });
       formulario.reset();
       lineas.replaceChildren();
       anadirLinea();

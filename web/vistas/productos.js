@@ -3,13 +3,14 @@
 
 import { avisos, dinero, ejecutar, el, refrescarCampo, sincronizarFilas } from "./comun.js";
 
-const CAMPOS = "id nombre descripcion precio stock derechos { nodo unidades }";
+const CAMPOS = "id nombre descripcion precio stock porDevolver porConfirmar derechos { nodo unidades }";
 const LISTA = `{ productos { ${CAMPOS} } }`;
-const CREAR = `mutation Crear($datos: ProductoEntrada!) { crearProducto(datos: $datos) { ${CAMPOS} } }`;
+const CREAR = `mutation Crear($datos: ProductoEntrada!, $clave: String) {
+  crearProducto(datos: $datos, claveIdempotencia: $clave) { ${CAMPOS} } }`;
 const PRECIO = `mutation Precio($id: ID!, $precio: Decimal!) {
   actualizarProducto(id: $id, datos: {precio: $precio}) { ${CAMPOS} } }`;
-const STOCK = `mutation Stock($productoId: ID!, $cantidad: Int!) {
-  ajustarStock(productoId: $productoId, cantidad: $cantidad) { ${CAMPOS} } }`;
+const STOCK = `mutation Stock($productoId: ID!, $cantidad: Int!, $clave: String) {
+  ajustarStock(productoId: $productoId, cantidad: $cantidad, claveIdempotencia: $clave) { ${CAMPOS} } }`;
 
 export function crearVista(conexion) {
   const aviso = avisos();
@@ -41,7 +42,7 @@ export function crearVista(conexion) {
     if (f.descripcion.value.trim()) datos.descripcion = f.descripcion.value.trim();
     if (f.stock.value !== "") datos.stock = Number(f.stock.value);
     ejecutar(crear, aviso, async () => {
-      const r = await conexion.consultar(CREAR, { datos });
+      const r = await conexion.consultar(CREAR, { datos, clave: crypto.randomUUID() });
       formulario.reset();
       await recargar();
       return `Producto ${r.crearProducto.nombre} creado.`;
@@ -64,7 +65,8 @@ export function crearVista(conexion) {
     const reponer = el("button", { type: "button" }, "Reponer");
     reponer.addEventListener("click", () =>
       ejecutar(reponer, aviso, async () => {
-        const r = await conexion.consultar(STOCK, { productoId: tr.dataset.id, cantidad: Number(cantidad.value) });
+        const variables = { productoId: tr.dataset.id, cantidad: Number(cantidad.value), clave: crypto.randomUUID() };
+        const r = await conexion.consultar(STOCK, variables);
         await recargar();
         return `Stock de ${r.ajustarStock.nombre}: ${r.ajustarStock.stock} unidades.`;
       }),
@@ -84,7 +86,12 @@ export function crearVista(conexion) {
     tr.cells[0].textContent = producto.nombre;
     tr.cells[1].textContent = producto.descripcion ?? "";
     refrescarCampo(tr.cells[2].querySelector("input"), producto.precio);
-    tr.cells[3].textContent = producto.stock;
+    // Units apart: of cancelled orders, and keyed restocks, until every node has them.
+    const aparte = [
+      producto.porDevolver ? `${producto.porDevolver} por devolver` : "",
+      producto.porConfirmar ? `${producto.porConfirmar} por confirmar` : "",
+    ].filter(Boolean);
+    tr.cells[3].textContent = aparte.length ? `${producto.stock} (+${aparte.join(", ")})` : String(producto.stock);
     // Units each node may sell on its own (escrow); they add up to the stock.
     tr.cells[4].textContent = producto.derechos.map((d) => `${d.nodo}: ${d.unidades}`).join(" · ");
     tr.classList.toggle("agotado", producto.stock <= 0);
