@@ -218,14 +218,18 @@ class ProcesoNodo:
         self._salida = open(self.log, "ab")  # closed once the process is reaped
         self._salida.write(f"--- start #{self.arranques} of {self.id} ---\n".encode())
         self._salida.flush()
-        self.proceso = subprocess.Popen(
-            [*self.programa, "--config", str(self.config), "--node", self.id],
-            cwd=self.config.parent,
-            env=self.entorno,
-            stdin=subprocess.DEVNULL,
-            stdout=self._salida,
-            stderr=subprocess.STDOUT,
-        )
+        try:
+            self.proceso = subprocess.Popen(
+                [*self.programa, "--config", str(self.config), "--node", self.id],
+                cwd=self.config.parent,
+                env=self.entorno,
+                stdin=subprocess.DEVNULL,
+                stdout=self._salida,
+                stderr=subprocess.STDOUT,
+            )
+        except BaseException:
+            self._cerrar_salida()
+            raise
 
     async def esperar_listo(self, plazo: float = PLAZO_ARRANQUE) -> None:
         """Wait until the node answers ping; fail early, with its log, if it exits."""
@@ -353,11 +357,22 @@ class Cluster:
         return len(self.nodos)
 
     async def arrancar(self, *ids: str, plazo: float = PLAZO_ARRANQUE) -> None:
-        """Start the given nodes (all by default) together; return when each answers."""
+        """Start the given nodes (all by default) together; return when each answers.
+
+        When one fails, the waits for the others are cancelled before its
+        error is raised: none is left polling, with a client open, after this returns.
+        """
         elegidos = [self.nodos[i] for i in ids] if ids else list(self.nodos.values())
         for nodo in elegidos:
             nodo.iniciar()
-        await asyncio.gather(*(nodo.esperar_listo(plazo) for nodo in elegidos))
+        esperas = [asyncio.create_task(nodo.esperar_listo(plazo)) for nodo in elegidos]
+        try:
+            await asyncio.gather(*esperas)
+        except BaseException:
+            for espera in esperas:
+                espera.cancel()
+            await asyncio.gather(*esperas, return_exceptions=True)
+            raise
 
     async def parar(self, plazo: float = PLAZO_PARADA) -> dict[str, int]:
         """Stop every running node (SIGTERM, SIGKILL past ``plazo``); their exit statuses."""
@@ -366,6 +381,7 @@ class Cluster:
         for nodo in self.nodos.values():
             if nodo.vivo:  # only after a failure above: never leave a process behind
                 await nodo.matar()
+            nodo._cerrar_salida()  # also the log of a node that had died on its own, unwaited
         errores = [c for c in codigos if isinstance(c, BaseException)]
         if errores:
             raise errores[0]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
+import gc
 import socket
+import sys
+import warnings
 
 import httpx
 import pytest
@@ -50,3 +54,26 @@ async def test_a_killed_node_refuses_connections_and_gets_its_port_back_on_resta
             assert intentar_tomar(pila, nodo.host, nodo.port) == errno.EADDRINUSE
             await nodo.arrancar()
         assert (await http.get(PING)).status_code == 200
+
+
+async def test_a_failed_start_leaves_no_wait_running_and_no_socket_open(clusters: FabricaClusters) -> None:
+    c = await clusters(2, arrancar=False)
+    # nodo1 runs but never answers, so its wait is still polling when nodo2 fails.
+    c["nodo1"].programa = [sys.executable, "-c", "import signal; signal.pause()"]
+    with socket.socket() as ocupado:
+        # Another server really listening on nodo2's port: nodo2 cannot start.
+        ocupado.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ocupado.bind((c["nodo2"].host, c["nodo2"].port))
+        ocupado.listen()
+        with pytest.raises(AssertionError, match="nodo2 exited"):
+            await c.arrancar()
+
+    # The wait for nodo1 was not left behind, polling with a client open.
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    with warnings.catch_warnings(record=True) as avisos:
+        warnings.simplefilter("always")
+        await c.cerrar()
+        gc.collect()
+    assert [a for a in avisos if issubclass(a.category, ResourceWarning)] == []
+    with contextlib.ExitStack() as pila:
+        assert intentar_tomar(pila, c["nodo1"].host, c["nodo1"].port) is None, "closed: the ports are given back"
