@@ -9,6 +9,9 @@
 #
 # .venv is built with python3 from requirements.txt, and rebuilt whenever
 # requirements.txt is newer than the stamp the last install left behind.
+# Run by hand, the targets' commands need that interpreter too, not the
+# system's (which lacks uvicorn): .venv/bin/python -m servidor --all,
+# .venv/bin/python -m bench, .venv/bin/python -m tests.caos --semilla 7.
 
 PYTHON ?= python3
 VENV := .venv

@@ -86,7 +86,7 @@ async def medir(n: int, por_tx: int, dominio: bool, clientes: int, productos: in
         await cl.parar()
         r["referencia"] = await _insercion_en_bloque(n1.database, base.get("nodo1", 0), carpeta / "referencia.db")
     finally:
-        await cl.parar()
+        await cl.cerrar()
         limpiar()
     return r
 

@@ -6,9 +6,10 @@ machine, the date and the exact command, so a figure never travels without
 what produced it.
 
 The cluster is ``tests.procesos.Cluster`` (real ``python -m servidor``
-processes, SQLite files, free loopback ports); :func:`cluster` adds extra
-entries to its settings file for processes that are not nodes but must be
-let in as peers (the lag observer).
+processes, SQLite files, loopback ports held for them until
+``Cluster.cerrar``); :func:`cluster` adds extra entries to its settings file
+for processes that are not nodes but must be let in as peers (the lag
+observer).
 """
 
 from __future__ import annotations

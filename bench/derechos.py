@@ -172,7 +172,7 @@ async def medir(unidades: int, k: int, conservar: bool) -> dict[str, Any]:
         r["cesion"] = await _coste_de_cesion(c3, k)
         return r
     finally:
-        await c3.parar()
+        await c3.cerrar()
         await asyncio.gather(*(p.cerrar() for p in proxies.values()))
         limpiar()
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from bench import comun as c
 from bench.carga import ClienteHTTP, abrir_lazo
-from tests.procesos import entorno_limpio, puertos_libres
+from tests.procesos import Cluster, Reserva, entorno_limpio
 
 OBSERVADOR = "observador"
 OBJETIVO_P99_MS = 50.0
@@ -49,11 +49,15 @@ async def medir(
     tasa: float, n: int, clientes: int, productos: int, conservar: bool, observar: str = "nodo2,nodo3"
 ) -> dict[str, Any]:
     carpeta, limpiar = c.carpeta_temporal(conservar)
-    puerto_obs = puertos_libres(1)[0]
-    cl = c.cluster(carpeta, 3, extra=[(OBSERVADOR, "127.0.0.1", puerto_obs, f"sqlite+aiosqlite:///{carpeta}/obs.db")])
-    n1, n2, n3 = cl["nodo1"], cl["nodo2"], cl["nodo3"]
+    # The observer never listens: its entry in the settings only needs a port that no node has.
+    obs = Reserva(1)
+    cl: Cluster | None = None
     observador: asyncio.subprocess.Process | None = None
     try:
+        cl = c.cluster(
+            carpeta, 3, extra=[(OBSERVADOR, "127.0.0.1", obs.puertos[0], f"sqlite+aiosqlite:///{carpeta}/obs.db")]
+        )
+        n1, n2, n3 = cl["nodo1"], cl["nodo2"], cl["nodo3"]
         await cl.arrancar()
         ids_c, ids_p = await c.catalogo(n1, clientes, productos, stock=1_000_000_000)
         await c.esperar_vector([n2, n3], await c.vector(n1))
@@ -96,7 +100,9 @@ async def medir(
         if observador is not None and observador.returncode is None:
             observador.kill()
             await observador.wait()
-        await cl.parar()
+        if cl is not None:
+            await cl.cerrar()
+        obs.liberar()
         limpiar()
     r = _cifras(carga, vistos, k, tasa, rss)
     r["cpu_s"] = cpu

@@ -34,7 +34,7 @@ from typing import Any
 from bench import comun as c
 from servidor.acceso import Rol
 from tests.credenciales import TOKENS
-from tests.procesos import ProcesoNodo, entorno_limpio, esperar, puertos_libres
+from tests.procesos import ProcesoNodo, Reserva, entorno_limpio, esperar
 
 LUA = Path(__file__).with_name("pedidos.lua")
 UNIDADES = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -106,32 +106,33 @@ async def _medir_nodo(
             r[modo]["cpu_nodo_ms_por_pedido"] = r[modo]["cpu_ms_por_pedido"][uno.id]
         return r
     finally:
-        await cl.parar()
+        await cl.cerrar()
         limpiar()
 
 
 async def _medir_desnudo(duracion: int, conexiones: int) -> dict[str, Any]:
-    puerto = puertos_libres(1)[0]
-    proceso = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.desnudo", "--port", str(puerto), env=entorno_limpio()
-    )
-    nodo = ProcesoNodo("desnudo", "127.0.0.1", puerto, "", Path("."), {})
-    try:
-        async with nodo.cliente() as http:
+    with Reserva(1) as reserva:
+        puerto = reserva.puertos[0]
+        proceso = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.desnudo", "--port", str(puerto), env=entorno_limpio()
+        )
+        nodo = ProcesoNodo("desnudo", "127.0.0.1", puerto, "", Path("."), {})
+        try:
+            async with nodo.cliente() as http:
 
-            async def responde() -> bool:
-                try:
-                    return (await http.post("/eco", json={})).status_code == 201
-                except Exception:  # noqa: BLE001 - not up yet
-                    return False
+                async def responde() -> bool:
+                    try:
+                        return (await http.post("/eco", json={})).status_code == 201
+                    except Exception:  # noqa: BLE001 - not up yet
+                        return False
 
-            await esperar(responde, 30, que="the bare endpoint answers")
-        ids = (["cliente"], ["producto"])
-        await wrk(f"http://127.0.0.1:{puerto}/eco", "eco", ids, 2, conexiones)
-        return await wrk(f"http://127.0.0.1:{puerto}/eco", "eco", ids, duracion, conexiones)
-    finally:
-        proceso.terminate()
-        await proceso.wait()
+                await esperar(responde, 30, que="the bare endpoint answers")
+            ids = (["cliente"], ["producto"])
+            await wrk(f"http://127.0.0.1:{puerto}/eco", "eco", ids, 2, conexiones)
+            return await wrk(f"http://127.0.0.1:{puerto}/eco", "eco", ids, duracion, conexiones)
+        finally:
+            proceso.terminate()
+            await proceso.wait()
 
 
 async def medir(duracion: int, conexiones: int, conservar: bool) -> dict[str, Any]:

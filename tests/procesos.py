@@ -1,17 +1,20 @@
 """Real node processes on loopback, for integration tests.
 
 :class:`Cluster` writes a ``settings.toml`` for N nodes (``nodo1`` …
-``nodoN``) on free loopback ports, each with its own database — a SQLite
-file in the cluster's folder, or the URLs it is given (MariaDB) — and holds
-one :class:`ProcesoNodo` per node. A node runs as ``python -m servidor
---config … --node ID``, its stdout and stderr appended to ``ID.log`` in the
-cluster's folder, and can be started, stopped (SIGTERM), killed (SIGKILL)
-and restarted; a start returns once ``GET /api/health/ping`` answers.
+``nodoN``) on loopback ports that it holds until it is closed, so that no
+other process can take them meanwhile (:class:`Reserva`), each with its own
+database — a SQLite file in the cluster's folder, or the URLs it is given
+(MariaDB) — and holds one :class:`ProcesoNodo` per node. A node runs as
+``python -m servidor --config … --node ID``, its stdout and stderr appended
+to ``ID.log`` in the cluster's folder, and can be started, stopped
+(SIGTERM), killed (SIGKILL) and restarted; a start returns once
+``GET /api/health/ping`` answers.
 
 The ``clusters`` fixture is a factory that stops every node it started when
-the test ends, and drops the MariaDB databases it created. It reaches the
-tests of a folder through that folder's ``conftest.py`` (``tests/integration``
-has it: ``from tests.procesos import clusters``)::
+the test ends, gives their ports back, and drops the MariaDB databases it
+created. It reaches the tests of a folder through that folder's
+``conftest.py`` (``tests/integration`` has it: ``from tests.procesos import
+clusters``). Outside the fixture, :meth:`Cluster.cerrar` does the same::
 
     async def test_something(clusters: FabricaClusters) -> None:
         c = await clusters(3)                 # started: every node answers ping
@@ -81,18 +84,56 @@ async def esperar(
         await asyncio.sleep(intervalo)
 
 
-def puertos_libres(n: int, host: str = "127.0.0.1") -> list[int]:
-    """``n`` distinct ports the kernel considers free right now."""
-    enchufes = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            enchufes.append(s)
-        return [s.getsockname()[1] for s in enchufes]
-    finally:
-        for s in enchufes:
+class Reserva:
+    """``n`` distinct loopback ports, held for processes that bind them later.
+
+    Asking the kernel for a free port, closing it and giving its number to a
+    node leaves a gap in which the kernel may hand the port to anyone else —
+    typically as the local port of some process's outgoing connection — and
+    the node then dies with ``[Errno 98] address already in use``. A
+    reservation closes that gap: each port stays bound by a socket of ours,
+    with ``SO_REUSEADDR`` and never listening, until :meth:`liberar`.
+
+    What that means on Linux (the behaviour the tests rely on, shown in
+    ``tests/unit/test_procesos.py``):
+
+    - the kernel hands the port to nobody else: ``bind`` to port 0 and the
+      automatic bind of ``connect`` skip a bound port, and a plain ``bind`` of
+      it fails;
+    - a node can still take it, because uvicorn binds with ``SO_REUSEADDR``
+      and nothing of ours listens on it; while the node listens, nobody else
+      can;
+    - a connection to it while no node listens is refused, as to a free
+      port, so a stopped or killed node still looks stopped to its peers;
+    - it stays held across restarts, so a node started again gets its port
+      back however long it was down.
+    """
+
+    def __init__(self, n: int, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self._enchufes: list[socket.socket] = []
+        try:
+            for _ in range(n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                self._enchufes.append(s)  # before bind: a failed bind must not leak it
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((host, 0))
+        except BaseException:
+            self.liberar()
+            raise
+        self.puertos: list[int] = [s.getsockname()[1] for s in self._enchufes]
+
+    def liberar(self) -> None:
+        """Give the ports back; a process already listening on one keeps it. Idempotent."""
+        for s in self._enchufes:
             s.close()
+        self._enchufes.clear()
+
+    def __enter__(self) -> Reserva:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.liberar()
 
 
 def entorno_limpio(**extra: str) -> dict[str, str]:
@@ -177,14 +218,18 @@ class ProcesoNodo:
         self._salida = open(self.log, "ab")  # closed once the process is reaped
         self._salida.write(f"--- start #{self.arranques} of {self.id} ---\n".encode())
         self._salida.flush()
-        self.proceso = subprocess.Popen(
-            [*self.programa, "--config", str(self.config), "--node", self.id],
-            cwd=self.config.parent,
-            env=self.entorno,
-            stdin=subprocess.DEVNULL,
-            stdout=self._salida,
-            stderr=subprocess.STDOUT,
-        )
+        try:
+            self.proceso = subprocess.Popen(
+                [*self.programa, "--config", str(self.config), "--node", self.id],
+                cwd=self.config.parent,
+                env=self.entorno,
+                stdin=subprocess.DEVNULL,
+                stdout=self._salida,
+                stderr=subprocess.STDOUT,
+            )
+        except BaseException:
+            self._cerrar_salida()
+            raise
 
     async def esperar_listo(self, plazo: float = PLAZO_ARRANQUE) -> None:
         """Wait until the node answers ping; fail early, with its log, if it exits."""
@@ -258,7 +303,11 @@ class ProcesoNodo:
 
 
 class Cluster:
-    """N nodes of one settings file, in ``carpeta``; nothing runs until asked."""
+    """N nodes of one settings file, in ``carpeta``; nothing runs until asked.
+
+    Their ports are held (:class:`Reserva`) from here until :meth:`cerrar`,
+    across any number of starts and stops.
+    """
 
     def __init__(
         self,
@@ -278,10 +327,15 @@ class Cluster:
         self.carpeta = carpeta
         self.nombre = nombre
         self.secreto = secreto
-        filas = list(zip(ids, [host] * n, puertos_libres(n, host), urls, strict=True))
+        self.reserva = Reserva(n, host)
+        filas = list(zip(ids, [host] * n, self.reserva.puertos, urls, strict=True))
         self.filas = filas
         self.max_clock_drift_ms = max_clock_drift_ms
-        self.config = escribir_settings(carpeta / "settings.toml", filas, nombre, secreto, max_clock_drift_ms, via)
+        try:
+            self.config = escribir_settings(carpeta / "settings.toml", filas, nombre, secreto, max_clock_drift_ms, via)
+        except BaseException:
+            self.reserva.liberar()
+            raise
         entorno = entorno if entorno is not None else entorno_limpio()
         # A copy per node, so that one node can be given, say, another PEDIDOS_SECRET.
         self.nodos = {i: ProcesoNodo(i, h, p, d, self.config, dict(entorno)) for i, h, p, d in filas}
@@ -303,11 +357,22 @@ class Cluster:
         return len(self.nodos)
 
     async def arrancar(self, *ids: str, plazo: float = PLAZO_ARRANQUE) -> None:
-        """Start the given nodes (all by default) together; return when each answers."""
+        """Start the given nodes (all by default) together; return when each answers.
+
+        When one fails, the waits for the others are cancelled before its
+        error is raised: none is left polling, with a client open, after this returns.
+        """
         elegidos = [self.nodos[i] for i in ids] if ids else list(self.nodos.values())
         for nodo in elegidos:
             nodo.iniciar()
-        await asyncio.gather(*(nodo.esperar_listo(plazo) for nodo in elegidos))
+        esperas = [asyncio.create_task(nodo.esperar_listo(plazo)) for nodo in elegidos]
+        try:
+            await asyncio.gather(*esperas)
+        except BaseException:
+            for espera in esperas:
+                espera.cancel()
+            await asyncio.gather(*esperas, return_exceptions=True)
+            raise
 
     async def parar(self, plazo: float = PLAZO_PARADA) -> dict[str, int]:
         """Stop every running node (SIGTERM, SIGKILL past ``plazo``); their exit statuses."""
@@ -316,10 +381,18 @@ class Cluster:
         for nodo in self.nodos.values():
             if nodo.vivo:  # only after a failure above: never leave a process behind
                 await nodo.matar()
+            nodo._cerrar_salida()  # also the log of a node that had died on its own, unwaited
         errores = [c for c in codigos if isinstance(c, BaseException)]
         if errores:
             raise errores[0]
         return {n.id: c for n, c in zip(vivos, codigos, strict=True) if isinstance(c, int)}
+
+    async def cerrar(self, plazo: float = PLAZO_PARADA) -> dict[str, int]:
+        """Stop every node as :meth:`parar` does, then give the ports back, even if stopping failed."""
+        try:
+            return await self.parar(plazo)
+        finally:
+            self.reserva.liberar()
 
 
 class FabricaClusters(Protocol):
@@ -350,7 +423,7 @@ async def clusters(tmp_path: Path) -> AsyncIterator[FabricaClusters]:
             fallos = []
             for cluster in creados:
                 try:
-                    await cluster.parar()
+                    await cluster.cerrar()
                 except Exception as e:  # noqa: BLE001 - the other clusters must be stopped all the same
                     fallos.append(e)
             if fallos:

@@ -233,22 +233,16 @@ async def proxies() -> AsyncIterator[Proxies]:
 
 
 async def abrir_proxies(c: Cluster, proxies: Proxies, semilla: int = 0) -> None:
-    """One proxy per directed link of ``c``, written to its settings; start the nodes after."""
-    # A proxy listens on a port the kernel picks; it must not be one the nodes were given and
-    # have not bound yet, or a node would fail to start. Such a proxy is kept open until
-    # another is found, so the kernel cannot hand the same port out again meanwhile.
-    reservados = {n.port for n in c}
+    """One proxy per directed link of ``c``, written to its settings; start the nodes after.
+
+    A proxy binds and listens at once on a port the kernel picks, so nothing
+    can take it first; and the kernel never picks a port the cluster holds
+    for a node that has not started yet (``tests.procesos.Reserva``).
+    """
     for i, a in enumerate(c):
         for j, b in enumerate(c):
             if a is not b:
-                apartados: list[Proxy] = []
-                proxy = await Proxy(b.host, b.port, semilla * 1000 + i * 100 + j).abrir()
-                while proxy.puerto in reservados:
-                    apartados.append(proxy)
-                    proxy = await Proxy(b.host, b.port, semilla * 1000 + i * 100 + j).abrir()
-                for apartado in apartados:
-                    await apartado.cerrar()
-                proxies[(a.id, b.id)] = proxy
+                proxies[(a.id, b.id)] = await Proxy(b.host, b.port, semilla * 1000 + i * 100 + j).abrir()
     c.escribir_vias({(a, b): p.direccion for (a, b), p in proxies.items()})
 
 

@@ -60,7 +60,7 @@ async def _correr(args: argparse.Namespace) -> Resultado:
             return await correr(plan, crear, proxies, carpeta)
         finally:
             for c in creados:
-                await c.parar()
+                await c.cerrar()
             await asyncio.gather(*(p.cerrar() for p in proxies.values()))
             print(f"nodes' files: {carpeta}", flush=True)
 

@@ -2,7 +2,7 @@
 
 Pure: :func:`verificar` takes what the run recorded (:class:`Entrada`) and
 answers an :class:`Informe`; nothing here touches a node. The invariants of
-DESIGN.md, as checked after the faults stop and the cluster heals:
+``docs/DESIGN.md``, as checked after the faults stop and the cluster heals:
 
 - ``convergencia``: the cluster settled within the deadline, and every node
   holds the same digest and version vector.

@@ -1,6 +1,6 @@
 """Helpers of the REST tests: entities made over HTTP, and the change log read back.
 
-The change log is the truth (DESIGN.md), so "changes nothing" is checked
+The change log is the truth (``docs/DESIGN.md``), so "changes nothing" is checked
 there: :func:`sin_cambios` asserts that the log did not grow, and
 :func:`registro` answers this node's changes for checking that they are
 gap-free and stamped in increasing order.

@@ -15,22 +15,20 @@ import socket
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.procesos import FabricaClusters, entorno_limpio, escribir_settings, esperar, puertos_libres
+from tests.procesos import FabricaClusters, Reserva, entorno_limpio, escribir_settings, esperar
 
 PLAZO = 30.0
 
 
-def settings_de(carpeta: Path, n: int = 2) -> Path:
-    """N nodes on free ports, SQLite paths relative to the file (``data/ID.db``)."""
-    filas = [
-        (f"nodo{i}", "127.0.0.1", p, f"sqlite+aiosqlite:///data/nodo{i}.db") for i, p in enumerate(puertos_libres(n), 1)
-    ]
+def settings_de(carpeta: Path, puertos: Sequence[int]) -> Path:
+    """A node on each port, SQLite paths relative to the file (``data/ID.db``)."""
+    filas = [(f"nodo{i}", "127.0.0.1", p, f"sqlite+aiosqlite:///data/nodo{i}.db") for i, p in enumerate(puertos, 1)]
     return escribir_settings(carpeta / "settings.toml", filas)
 
 
@@ -103,13 +101,14 @@ database = "sqlite+aiosqlite:///data/nodo1.db"
 def test_a_usage_or_settings_error_exits_2_with_one_line_and_writes_nothing(
     tmp_path: Path, contenido: str | None, args: list[str], entorno: dict[str, str], dice: str
 ) -> None:
-    if contenido is None:
-        settings_de(tmp_path)
-    else:
-        (tmp_path / "settings.toml").write_text(contenido, encoding="utf-8")
-    antes = sorted(tmp_path.iterdir())
+    with Reserva(2) as reserva:
+        if contenido is None:
+            settings_de(tmp_path, reserva.puertos)
+        else:
+            (tmp_path / "settings.toml").write_text(contenido, encoding="utf-8")
+        antes = sorted(tmp_path.iterdir())
 
-    r = servidor(*args, cwd=tmp_path, **entorno)
+        r = servidor(*args, cwd=tmp_path, **entorno)
 
     assert r.returncode == 2, r.stderr
     assert r.stdout == ""
@@ -143,6 +142,9 @@ async def test_a_node_whose_port_is_taken_exits_3_and_says_why(clusters: Fabrica
     c = await clusters(1, arrancar=False)
     nodo = c["nodo1"]
     with socket.socket() as ocupado:
+        # Another server on the port: it binds with SO_REUSEADDR, as servers do (the
+        # cluster's reservation refuses any other bind), and listens.
+        ocupado.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ocupado.bind((nodo.host, nodo.port))
         ocupado.listen()
         nodo.iniciar()
@@ -228,12 +230,13 @@ async def esperar_pings(direcciones: dict[str, str]) -> None:
 
 @pytest.fixture
 def supervisado(tmp_path: Path) -> Iterator[Supervisado]:
-    settings_de(tmp_path, 2)
-    s = Supervisado(tmp_path)
-    try:
-        yield s
-    finally:
-        s.limpiar()
+    with Reserva(2) as reserva:
+        settings_de(tmp_path, reserva.puertos)
+        s = Supervisado(tmp_path)
+        try:
+            yield s
+        finally:
+            s.limpiar()
 
 
 def urls(carpeta: Path) -> dict[str, str]:

@@ -1,9 +1,10 @@
 """A node killed with SIGKILL right after answering loses nothing it acknowledged.
 
-DESIGN.md, invariant 2, on one node: a write answered with success is in the
-change log, stamped ``(origen, seq, hlc)``, however the process dies after
-the answer; ``seq`` stays gap-free 1..N across the restart and ``hlc`` keeps
-increasing, because both are stored in the same transaction as the change.
+``docs/DESIGN.md``, invariant 2, on one node: a write answered with success
+is in the change log, stamped ``(origen, seq, hlc)``, however the process
+dies after the answer; ``seq`` stays gap-free 1..N across the restart and
+``hlc`` keeps increasing, because both are stored in the same transaction as
+the change.
 The store is read directly, with the node stopped, so that what is checked
 is what is on disk, not what a process holds in memory.
 """

@@ -53,12 +53,12 @@ schemathesis.graphql.scalar(
 
 @pytest.fixture(scope="module")
 def nodo_vivo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcesoNodo]:
-    nodo = Cluster(Path(tmp_path_factory.mktemp("schemathesis")), 1)["nodo1"]
-    asyncio.run(nodo.arrancar())
+    cluster = Cluster(Path(tmp_path_factory.mktemp("schemathesis")), 1)
     try:
-        yield nodo
+        asyncio.run(cluster.arrancar())
+        yield cluster["nodo1"]
     finally:
-        asyncio.run(nodo.parar())
+        asyncio.run(cluster.cerrar())
 
 
 @pytest.fixture(scope="module")
