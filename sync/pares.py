@@ -136,22 +136,22 @@ class GestorPares:
         """Peers we can ask for rights now: our dialled link to them is up."""
         return [e.id for e in self._estados.values() if e.pedir is not None and e.activo]
 
-    async def pedir_derechos(self, par: str, producto_id: str, necesita: int, extra: int, plazo: float) -> int:
+    async def pedir_derechos(self, par: str, producto_id: str, necesita: int, extra: int, plazo: float) -> int | None:
         """Ask ``par`` for rights to units of a product; answer the units granted and applied here.
 
         Within ``plazo`` seconds; a peer that is not linked, or does not
-        answer in time, counts as granting nothing (a late grant still
-        arrives and stays here).
+        answer in time, answers ``None`` (a late grant still arrives and
+        stays here).
         """
         estado = self._estados.get(par)
         if estado is None or estado.pedir is None:
-            return 0
+            return None
         limite = time.monotonic() + plazo
         try:
             respuesta = await asyncio.wait_for(estado.pedir(producto_id, necesita, extra), plazo)
         except (TimeoutError, ConnectionError) as e:
             log.info("%s: %s gave no rights to %s: %r", self.nodo_id, par, producto_id, e)
-            return 0
+            return None
         unidades, seq = respuesta["unidades"], respuesta["seq"]
         # The grant came on the same link before the answer, so it is applied already;
         # wait for it anyway rather than trust the ordering blindly.
@@ -160,7 +160,7 @@ class GestorPares:
             try:
                 await asyncio.wait_for(confirmado.wait(), max(0.0, limite - time.monotonic()))
             except TimeoutError:
-                return 0
+                return None
         return int(unidades)
 
     # --- lifecycle ---------------------------------------------------------

@@ -40,7 +40,17 @@ from typing import Any, TypeVar
 from servidor.almacen import Almacen, Escritura, consultas
 from servidor.dominio import idempotencia
 from servidor.dominio import validacion as v
-from servidor.dominio.derechos import Falta, FaltanDerechos, Reparto, a_conceder, cuota
+from servidor.dominio.derechos import (
+    PAUSA_MAX_S,
+    PAUSA_MIN_S,
+    Esperas,
+    Falta,
+    FaltanDerechos,
+    Reparto,
+    a_conceder,
+    cuota,
+    tiene_prioridad,
+)
 from servidor.dominio.ids import id_de_clave, nuevo_id
 from servidor.errores import NoEncontrado, TransicionInvalida, Validacion
 
@@ -61,6 +71,8 @@ class Dominio:
         self.almacen = almacen
         self.nodos = nodos
         self.reparto: Reparto | None = None  # set when the node has peers to ask for rights
+        self.esperas = Esperas()  # this node's orders waiting for rights
+        almacen.observar(self.esperas.al_confirmar)
 
     @property
     def nodo_id(self) -> str:
@@ -82,15 +94,40 @@ class Dominio:
         return hecho
 
     async def _con_derechos(self, intento: Callable[[], Awaitable[T]]) -> T:
-        """Run a write that sells or removes units; when rights are short, get them and retry."""
-        limite = time.monotonic() + (self.reparto.espera if self.reparto else 0.0)
-        while True:
-            try:
-                return await intento()
-            except FaltanDerechos as e:
-                restante = limite - time.monotonic()
-                if self.reparto is None or restante <= 0 or not await self.reparto.conseguir(e.faltas, restante):
-                    raise e.rechazo() from None
+        """Run a write that sells or removes units; when rights are short, get them and retry.
+
+        Peers are asked round after round until ``reparto.espera`` runs out,
+        with a pause after a round that brought nothing (units may be in
+        flight between peers); the write is refused sooner only when waiting
+        cannot help (see ``servidor.dominio.derechos``). Meanwhile the units
+        it waits for are kept back from askers without priority.
+        """
+        reparto = self.reparto
+        limite = time.monotonic() + (reparto.espera if reparto else 0.0)
+        pausa = PAUSA_MIN_S
+        vacia = False  # the last round brought nothing
+        soltar: Callable[[], None] | None = None
+        try:
+            while True:
+                try:
+                    return await intento()
+                except FaltanDerechos as e:
+                    restante = limite - time.monotonic()
+                    if reparto is None or restante <= 0:
+                        raise e.rechazo() from None
+                    if soltar is None:
+                        soltar = self.esperas.apuntar(e.faltas)
+                    ronda = await reparto.conseguir(e.faltas, restante, a_todos=vacia)
+                    vacia = not ronda.unidades
+                    if ronda.unidades:
+                        continue
+                    if ronda.completa and e.agotado:
+                        raise e.rechazo() from None
+                    await self.esperas.pausa(min(pausa, limite - time.monotonic()))
+                    pausa = min(2 * pausa, PAUSA_MAX_S)
+        finally:
+            if soltar is not None:
+                soltar()
 
     async def _crear(
         self,
@@ -244,17 +281,22 @@ class Dominio:
     async def ceder_derechos(self, destino: str, producto_id: str, necesita: int, extra: int) -> tuple[int, int | None]:
         """A peer asks for rights to units of a product: grant what the policy allows.
 
+        Units this node's own waiting orders need are kept back unless
+        ``destino`` has priority (see ``servidor.dominio.derechos``).
+
         Answers the units granted and the ``seq`` of the change that grants
         them (``None`` when nothing was granted).
         """
         hecho: list[tuple[int, Escritura]] = []
+        prioridad = tiene_prioridad(destino, self.nodo_id)
 
         def op(tx: Escritura) -> None:
             producto = consultas.producto(tx.conn, producto_id)
             if producto is None:
                 return
             propios = producto["derechos"].get(self.nodo_id, 0)
-            n = a_conceder(propios, necesita, extra, cuota(producto["stock"], self.nodos))
+            reservadas = self.esperas.reservadas(producto_id)  # as of the grant: orders may have started waiting
+            n = a_conceder(propios, necesita, extra, cuota(producto["stock"], self.nodos), reservadas, prioridad)
             if n > 0:
                 tx.ceder(producto_id, destino, n)
                 hecho.append((n, tx))

@@ -9,6 +9,7 @@ an order retried with its idempotency key exists once.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -37,7 +38,7 @@ async def mover(nodo: ProcesoNodo, pedido: str, *estados: str) -> None:
 
 async def en_todos(c: Cluster, ruta: str) -> None:
     for nodo in c:
-        await esperar(lambda n=nodo: obtener(n, ruta), PLAZO, que=f"{ruta} reaches {nodo.id}")
+        await esperar(functools.partial(obtener, nodo, ruta), PLAZO, que=f"{ruta} reaches {nodo.id}")
 
 
 async def la_misma_historia(c: Cluster, producto: str) -> list[Any]:

@@ -215,3 +215,72 @@ async def test_an_order_bigger_than_any_one_nodes_share_succeeds_on_a_healthy_cl
     vistas = await esperar(lambda: _convergidos(c, producto), PLAZO, que="nodes converge")
     assert vistas[0][1]["stock"] == 0
     assert all(n == 0 for n in vistas[0][1]["derechos"].values())
+
+
+def _espera_de_derechos(c: Cluster, ms: int) -> None:
+    """Give the cluster's settings ``rights_wait_ms = ms`` (before its nodes start)."""
+    texto = c.config.read_text(encoding="utf-8")
+    c.config.write_text(texto.replace("[cluster]\n", f"[cluster]\nrights_wait_ms = {ms}\n", 1), encoding="utf-8")
+
+
+async def _enlazados(c: Cluster) -> bool:
+    for n in c:
+        async with n.cliente() as http:
+            _, pares = await _json(http, "GET", "/api/health/nodos")
+        if not all(p["activo"] for p in pares):
+            return False
+    return True
+
+
+async def _pedir_uno(http: httpx.AsyncClient, cliente: str, producto: str) -> tuple[int, Any]:
+    items = [{"producto_id": producto, "cantidad": 1}]
+    return await _json(http, "POST", "/api/pedidos", json={"cliente_id": cliente, "items": items})
+
+
+async def _vender_a_la_vez(
+    http: dict[str, httpx.AsyncClient], destinos: list[str], concurrentes: int, cliente: str, producto: str
+) -> list[tuple[str, Any]]:
+    """One single-unit order per destination, ``concurrentes`` in flight at a time; answer the refusals."""
+    cola = list(reversed(destinos))
+    rechazos: list[tuple[str, Any]] = []
+
+    async def vendedor() -> None:
+        while cola:
+            nodo = cola.pop()
+            estado, cuerpo = await _pedir_uno(http[nodo], cliente, producto)
+            if estado != 201:
+                rechazos.append((nodo, cuerpo))
+
+    await asyncio.gather(*(vendedor() for _ in range(concurrentes)))
+    return rechazos
+
+
+async def test_a_healthy_cluster_sells_every_unit_to_concurrent_orders_on_every_node_then_says_agotado(
+    clusters: FabricaClusters,
+) -> None:
+    """Units in flight between peers (granted to a third node, about to be sold) never cause a refusal."""
+    unidades, concurrentes, rondas = 30, 12, 4
+    c = await clusters(3, arrancar=False)
+    _espera_de_derechos(c, 5000)
+    await c.arrancar()
+    await esperar(lambda: _enlazados(c), PLAZO, que="every link up")
+    http = {n.id: n.cliente(timeout=30.0) for n in c}
+    try:
+        _, cliente = await _json(http["nodo1"], "POST", "/api/clientes", json={"nombre": "Ana", "email": "a@b.es"})
+        for ronda in range(rondas):
+            datos = {"nombre": f"Taza {ronda}", "precio": "4.50", "stock": unidades}
+            estado, producto = await _json(http["nodo1"], "POST", "/api/productos", json=datos)
+            assert estado == 201, producto
+            pid = producto["id"]
+            await esperar(lambda: _convergidos(c, pid), PLAZO, que="product on every node")  # noqa: B023
+
+            destinos = [NODOS[i % len(NODOS)] for i in range(unidades)]
+            rechazos = await _vender_a_la_vez(http, destinos, concurrentes, cliente["id"], pid)
+            assert not rechazos, f"round {ronda}: a healthy cluster with units refused: {rechazos}"
+
+            estado, cuerpo = await _pedir_uno(http[NODOS[ronda % len(NODOS)]], cliente["id"], pid)
+            assert estado == 409 and cuerpo["error"]["codigo"] == "STOCK_INSUFICIENTE", cuerpo
+            assert cuerpo["error"]["detalle"]["motivo"] == "agotado", cuerpo
+    finally:
+        for h in http.values():
+            await h.aclose()

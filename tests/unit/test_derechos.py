@@ -1,8 +1,13 @@
-"""Rights to stock (escrow): the policy's arithmetic, and three stores trading rights by hand."""
+"""Rights to stock (escrow): the policy's arithmetic, three stores trading rights by hand, and asking peers.
+
+Peers are asked in-process (:class:`Vecinos`): a request is answered by the
+peer's ``ceder_derechos`` and a grant merged here, as the peer link does.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -11,7 +16,7 @@ import pytest
 
 from servidor.almacen import Almacen, consultas
 from servidor.dominio import Dominio
-from servidor.dominio.derechos import Falta, FaltanDerechos, a_conceder, cuota, plan
+from servidor.dominio.derechos import Falta, FaltanDerechos, Reparto, a_conceder, cuota, plan, tiene_prioridad
 from servidor.errores import StockInsuficiente
 from tests.bd import BACKENDS, base_nueva
 from tests.replicas import digest, sincronizar, todos_con_todos
@@ -32,6 +37,15 @@ def test_a_peer_grants_everything_it_holds_for_an_order_but_only_its_surplus_ahe
     assert a_conceder(propios=9, necesita=0, extra=10, cuota_propia=4) == 5
     assert a_conceder(propios=3, necesita=0, extra=10, cuota_propia=4) == 0
     assert a_conceder(propios=-1, necesita=3, extra=3, cuota_propia=0) == 0
+
+
+def test_a_peer_keeps_back_what_its_own_waiting_orders_need_unless_the_asker_goes_first() -> None:
+    assert a_conceder(propios=3, necesita=5, extra=0, cuota_propia=0, reservadas=2) == 1
+    assert a_conceder(propios=1, necesita=1, extra=0, cuota_propia=0, reservadas=4) == 0
+    assert a_conceder(propios=3, necesita=5, extra=0, cuota_propia=0, reservadas=2, prioridad=True) == 3
+    # a top-up takes neither its share nor its waiting orders' units, whoever asks
+    assert a_conceder(propios=9, necesita=0, extra=10, cuota_propia=2, reservadas=4, prioridad=True) == 5
+    assert tiene_prioridad("nodo1", "nodo2") and not tiene_prioridad("nodo2", "nodo1")
 
 
 def test_the_plan_asks_the_biggest_known_holders_first() -> None:
@@ -230,3 +244,129 @@ async def test_rights_add_up_to_the_stock_after_sales_restocks_cancels_and_trans
         assert producto["derechos"] == {"nodo1": 6, "nodo2": 5, "nodo3": 4}
         assert sum(producto["derechos"].values()) == producto["stock"]
         assert await d.almacen.leer(consultas.derechos, [pid]) == {pid: producto["derechos"]}
+
+
+async def test_two_nodes_waiting_for_the_same_units_never_hand_them_back_and_forth(tres: list[Dominio]) -> None:
+    """nodo2 and nodo3 hold one unit each and each waits to sell two: nodo2 goes first and gathers both."""
+    a, b, c = tres
+    cid, pid = await _catalogo(a, stock=2)
+    await a.ceder_derechos("nodo2", pid, 1, 0)
+    await a.ceder_derechos("nodo3", pid, 1, 0)
+    await todos_con_todos(tres)
+    falta = [Falta(pid, "Taza", 2, 1, 2, {})]
+    soltar_b, soltar_c = b.esperas.apuntar(falta), c.esperas.apuntar(falta)
+    assert b.esperas.reservadas(pid) == 2
+    assert await b.ceder_derechos("nodo3", pid, 1, 0) == (0, None)  # nodo2 keeps its unit from nodo3
+    assert (await c.ceder_derechos("nodo2", pid, 1, 0))[0] == 1  # and nodo3 gives way to nodo2
+    assert await c.ceder_derechos("nodo2", pid, 1, 0) == (0, None)  # nothing left to hand back
+    await todos_con_todos(tres)
+    soltar_b()
+    assert b.esperas.reservadas(pid) == 0
+    await b.crear_pedido(_pedido(cid, pid, 2))
+    soltar_c()
+    await todos_con_todos(tres)
+    for d in tres:
+        assert (await d.obtener_producto(pid))["derechos"] == {"nodo1": 0, "nodo2": 0, "nodo3": 0}
+
+
+# --- asking peers, round after round ----------------------------------------------------
+
+
+class Vecinos:
+    """A node's peers in this process, every one linked; ``callados`` never answer."""
+
+    def __init__(self, yo: Dominio, todos: list[Dominio], callados: frozenset[str] = frozenset()) -> None:
+        self.yo = yo
+        self.pares = {d.nodo_id: d for d in todos if d is not yo}
+        self.callados = callados
+        self.preguntas: list[str] = []
+
+    def enlazados(self) -> list[str]:
+        return sorted(self.pares)
+
+    async def pedir_derechos(self, par: str, producto_id: str, necesita: int, extra: int, plazo: float) -> int | None:
+        self.preguntas.append(par)
+        if par in self.callados:
+            await asyncio.sleep(0)
+            return None
+        cedente = self.pares[par]
+        n, seq = await cedente.ceder_derechos(self.yo.nodo_id, producto_id, necesita, extra)
+        if seq is not None:
+            await sincronizar(cedente.almacen, self.yo.almacen)
+        return n
+
+
+Enlazar = Callable[..., Vecinos]
+
+
+@pytest.fixture
+async def enlazar(tres: list[Dominio]) -> AsyncIterator[Enlazar]:
+    """Give a node of ``tres`` its peers and a wait for rights; its background top-ups end with the test."""
+    repartos: list[Reparto] = []
+
+    def enlazar(d: Dominio, espera: float, **kw: Any) -> Vecinos:
+        vecinos = Vecinos(d, tres, **kw)
+        d.reparto = Reparto(vecinos, len(tres), espera)
+        repartos.append(d.reparto)
+        return vecinos
+
+    yield enlazar
+    for r in repartos:
+        await r.cerrar()
+
+
+async def test_an_order_keeps_asking_while_the_units_are_in_flight_to_a_third_node(
+    tres: list[Dominio], enlazar: Enlazar
+) -> None:
+    a, b, c = tres
+    cid, pid = await _catalogo(a, stock=10)
+    await todos_con_todos(tres)  # nodo2 sees nodo1 holding all ten…
+    await a.ceder_derechos("nodo3", pid, 10, 0)  # …but nodo1 just handed them to nodo3
+    await sincronizar(a.almacen, c.almacen)
+    vecinos = enlazar(b, espera=10.0)
+    await b.crear_pedido(_pedido(cid, pid, 1))
+    assert vecinos.preguntas[0] == "nodo1" and "nodo3" in vecinos.preguntas
+    assert b.esperas.reservadas(pid) == 0  # the order no longer waits
+
+
+async def test_a_cluster_out_of_units_refuses_at_once_when_every_peer_answered(
+    tres: list[Dominio], enlazar: Enlazar
+) -> None:
+    a, b, _ = tres
+    cid, pid = await _catalogo(a, stock=2)
+    await a.crear_pedido(_pedido(cid, pid, 2))
+    await todos_con_todos(tres)
+    vecinos = enlazar(b, espera=2.0)
+    with pytest.raises(StockInsuficiente) as e:
+        await b.crear_pedido(_pedido(cid, pid, 1))
+    assert e.value.detalle["motivo"] == "agotado"
+    assert vecinos.preguntas == ["nodo1", "nodo3"]  # one round, not two seconds of them
+
+
+async def test_a_node_cut_off_from_the_holder_asks_until_the_wait_runs_out(
+    tres: list[Dominio], enlazar: Enlazar
+) -> None:
+    a, b, _ = tres
+    cid, pid = await _catalogo(a, stock=5)
+    await todos_con_todos(tres)
+    vecinos = enlazar(b, espera=0.5, callados=frozenset({"nodo1"}))
+    with pytest.raises(StockInsuficiente) as e:
+        await b.crear_pedido(_pedido(cid, pid, 1))
+    assert e.value.detalle["motivo"] == "sin_derechos"
+    assert vecinos.preguntas.count("nodo1") > 1
+    assert b.esperas.reservadas(pid) == 0
+
+
+async def test_of_two_nodes_waiting_for_the_last_units_one_gets_them(tres: list[Dominio], enlazar: Enlazar) -> None:
+    """Concurrent orders on nodo2 and nodo3, each holding half of what both want: one is served."""
+    a, b, c = tres
+    cid, pid = await _catalogo(a, stock=2)
+    await a.ceder_derechos("nodo2", pid, 1, 0)
+    await a.ceder_derechos("nodo3", pid, 1, 0)
+    await todos_con_todos(tres)
+    for d in (b, c):
+        enlazar(d, espera=1.0)
+    hechos = await asyncio.gather(*(d.crear_pedido(_pedido(cid, pid, 2)) for d in (b, c)), return_exceptions=True)
+    servidos = [h for h in hechos if not isinstance(h, BaseException)]
+    assert len(servidos) == 1, hechos
+    assert all(isinstance(h, StockInsuficiente) for h in hechos if h not in servidos), hechos
