@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from servidor.ajustes import cargar_cluster
+from servidor.dominio.ids import id_de_clave
 from tests.procesos import RAIZ, ProcesoNodo, entorno_limpio
 
 
@@ -53,7 +54,7 @@ async def test_the_readme_walkthrough_runs_verbatim_against_the_default_cluster(
     texto = salida.decode()
     assert proceso.returncode == 0, f"walkthrough failed:\n{texto}\n{errores.decode()}"
     lineas = [linea.strip() for linea in texto.splitlines() if linea.strip()]
-    assert lineas[-9:] == [
+    assert lineas[-11:-2] == [
         "7",
         '"confirmado"',
         '"cancelado"',
@@ -64,3 +65,4 @@ async def test_the_readme_walkthrough_runs_verbatim_against_the_default_cluster(
         "2",
         '"agotado"',
     ], texto
+    assert lineas[-2:] == [id_de_clave("pedido", "pedido-ana-0001"), "idempotent-replayed: true"], texto
