@@ -21,8 +21,10 @@ The package, one idea per module:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 
 from esquema.consultas import Consulta
+from esquema.entradas import DECIMAL
 from esquema.errores import EsquemaPedidos
 from esquema.extensiones import Limites, crear_extensiones
 from esquema.mutaciones import Mutacion
@@ -36,6 +38,7 @@ def crear_esquema(limites: Limites | None = None) -> EsquemaPedidos:
         mutation=Mutacion,
         subscription=Suscripcion,
         extensions=crear_extensiones(limites or Limites()),
+        scalar_overrides={Decimal: DECIMAL},
     )
 
 

@@ -8,9 +8,10 @@ drop the value.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -29,6 +30,7 @@ MAX_STOCK = 1_000_000_000
 PAGINA_POR_DEFECTO = 100
 MAX_PAGINA = 1000
 MAX_DESDE = 1_000_000_000
+TEXTO_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -91,20 +93,38 @@ def entero(valor: Any, campo: str, minimo: int, maximo: int) -> int:
     return valor
 
 
+def decimal(valor: Any) -> Decimal | None:
+    """The exact value of a JSON number or of a money string (``DINERO``); None for anything else.
+
+    A string must be ASCII digits, with an optional minus and decimals
+    (``TEXTO_DECIMAL``): ``Decimal`` alone would also read ``"4_50"`` as
+    450, digits of other scripts, exponents, spaces, ``"NaN"``. A float is
+    read through its repr, the shortest exact decimal of what was typed.
+    Which values are acceptable is the caller's to say: :func:`dinero` then
+    takes at most two decimals, so the money strings it accepts are those of
+    ``sync.cambios.DINERO``.
+    """
+    if isinstance(valor, str):
+        return Decimal(valor) if TEXTO_DECIMAL.fullmatch(valor) else None
+    if isinstance(valor, bool):
+        return None
+    if isinstance(valor, int):
+        return Decimal(valor)
+    if isinstance(valor, float):
+        return Decimal(repr(valor))
+    return valor if isinstance(valor, Decimal) else None
+
+
 def dinero(valor: Any, campo: str) -> Decimal:
-    """Money from a JSON number or a decimal string; at most two decimals."""
-    if isinstance(valor, bool) or not isinstance(valor, (int, float, str, Decimal)):
-        raise Validacion(f"{campo!r} must be a number or a decimal string", {"campo": campo})
-    try:
-        # str() first: a float's repr is the shortest exact decimal of what was typed.
-        d = Decimal(str(valor))
-    except InvalidOperation:
-        raise Validacion(f"{campo!r} is not a number", {"campo": campo}) from None
+    """Money from a JSON number or a decimal string such as ``"4.50"``; at most two decimals."""
+    d = decimal(valor)
+    if d is None:
+        raise Validacion(f"{campo!r} must be a number or a decimal string such as '4.50'", {"campo": campo})
     if not d.is_finite() or d < 0 or d > MAX_PRECIO:
         raise Validacion(f"{campo!r} must be between 0 and {MAX_PRECIO}", {"campo": campo})
     if d != d.quantize(Decimal("0.01")):
         raise Validacion(f"{campo!r} has more than two decimals", {"campo": campo})
-    return d.quantize(Decimal("0.01"))
+    return abs(d.quantize(Decimal("0.01")))  # abs: "-0" is 0.00, not -0.00
 
 
 def identificador(valor: Any, campo: str) -> str:

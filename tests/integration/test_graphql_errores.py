@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -107,6 +108,22 @@ async def test_a_price_with_three_decimals_is_validacion(http: httpx.AsyncClient
     async with sin_cambios(app):
         cuerpo = await gql(http, 'mutation { crearProducto(datos: {nombre: "Taza", precio: "1.005"}) { id } }')
     assert error_unico(cuerpo, "VALIDACION") == {"campo": "precio"}
+
+
+@pytest.mark.parametrize("precio", ["4_50", "\u0664.\u0665\u0660", " 4.50", "4.5e1", "NaN"])
+async def test_a_price_not_written_as_plain_digits_is_validacion(
+    http: httpx.AsyncClient, app: Starlette, precio: str
+) -> None:
+    literal = 'mutation { crearProducto(datos: {nombre: "Taza", precio: ' + json.dumps(precio) + "}) { id } }"
+    variable = "mutation($d: ProductoEntrada!) { crearProducto(datos: $d) { id } }"
+    async with sin_cambios(app):
+        error_unico(await gql(http, literal), "VALIDACION")
+        error_unico(await gql(http, variable, d={"nombre": "Taza", "precio": precio}), "VALIDACION")
+
+
+async def test_a_price_of_minus_zero_is_zero(http: httpx.AsyncClient) -> None:
+    cuerpo = await gql(http, 'mutation { crearProducto(datos: {nombre: "Taza", precio: "-0"}) { precio } }')
+    assert cuerpo == {"data": {"crearProducto": {"precio": "0.00"}}}
 
 
 async def test_an_order_beyond_the_stock_is_stock_insuficiente_and_writes_nothing(
