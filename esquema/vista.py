@@ -21,6 +21,12 @@ Access (``servidor.acceso``):
 
 At most ``suscripciones`` operations run at once on one websocket; another
 is refused with an error message, the connection stays up.
+
+A request over HTTP whose document, variables or operation name hold a
+string that is not Unicode text (a lone surrogate, ``"\\ud800"`` in JSON) is
+refused with 422 ``VALIDACION`` in the REST error shape, as REST bodies are:
+no answer, log line or row could hold it. On the websocket, text inputs are
+refused by the domain's own check, as an error of the operation.
 """
 
 from __future__ import annotations
@@ -29,16 +35,19 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from cross_web import AsyncHTTPRequestAdapter
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
 from strawberry.schema import BaseSchema
 from strawberry.types.unset import UnsetType
 
 from esquema.contexto import Contexto
 from servidor.acceso import Identidad, identificar
+from servidor.dominio import validacion as v
 from servidor.errores import NoAutenticado
 
 log = logging.getLogger(__name__)
@@ -56,6 +65,13 @@ class VistaGraphQL(GraphQL[Contexto, None]):
         if isinstance(request, Request) and _lleva_documento(request):
             identidad = _identificar(request, request.headers.get("authorization"))
         return Contexto.desde(request, response, identidad)
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData | list[GraphQLRequestData]:
+        datos = await super().parse_http_body(request)
+        for d in datos if isinstance(datos, list) else [datos]:
+            partes = {"query": d.query, "variables": d.variables, "operationName": d.operation_name}
+            v.unicode_valido({**partes, "extensions": d.extensions})
+        return datos
 
     async def on_ws_connect(self, context: Contexto) -> UnsetType | dict[str, object] | None:
         parametros = context.connection_params or {}

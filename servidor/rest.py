@@ -88,16 +88,22 @@ def _a_json(valor: Any) -> Any:
 
 
 async def _cuerpo(request: Request) -> Any:
-    """The decoded JSON body: any JSON value, its shape is the domain's to judge."""
+    """The decoded JSON body: any JSON value, its shape is the domain's to judge.
+
+    Its strings must be Unicode text: JSON may escape a lone surrogate
+    (``"\\ud800"``), which is refused with ``VALIDACION`` here rather than
+    failing wherever it is first encoded.
+    """
     crudo = await request.body()
     try:
-        return json.loads(crudo)
+        datos = json.loads(crudo)
     except json.JSONDecodeError as e:
         detalle = {"linea": e.lineno, "columna": e.colno}
         raise EntradaInvalida(f"request body is not valid JSON: {e.msg}", detalle) from None
     # Bad UTF-8, integers past Python's digit limit, nesting past the recursion limit.
     except (ValueError, RecursionError):
         raise EntradaInvalida("request body is not valid JSON", {}) from None
+    return v.unicode_valido(datos)
 
 
 def _campo(datos: Any, campo: str) -> Any:

@@ -8,6 +8,7 @@ drop the value.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ PAGINA_POR_DEFECTO = 100
 MAX_PAGINA = 1000
 MAX_DESDE = 1_000_000_000
 TEXTO_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_JSON = json.JSONEncoder(ensure_ascii=False)  # built once: json.dumps with options builds one per call
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,43 @@ class Pagina:
     @property
     def siguiente(self) -> Pagina:
         return Pagina(self.limite, self.desde + self.limite)
+
+
+def es_texto(valor: str) -> bool:
+    """Whether ``valor`` is Unicode text: JSON's ``"\\ud800"`` decodes to half a surrogate pair, which is not."""
+    try:
+        valor.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unicode_valido(datos: Any) -> Any:
+    """``datos`` (decoded JSON) if every string in it, names of fields too, is Unicode text.
+
+    A lone surrogate can be neither stored, nor logged, nor sent back; it is
+    refused naming where it is (``items[0].producto_id``). Checked once for
+    the whole request, before anything looks at the values: one encoding in
+    C when all is well, a walk only to name the culprit.
+    """
+    try:
+        _JSON.encode(datos).encode("utf-8")
+        return datos
+    except UnicodeEncodeError:
+        pass
+    pila: list[tuple[Any, str | None]] = [(datos, None)]
+    while pila:
+        valor, ruta = pila.pop()
+        if isinstance(valor, str) and not es_texto(valor):
+            raise Validacion(f"{ruta or 'body'!r} is not valid Unicode text", {"campo": ruta})
+        if isinstance(valor, Mapping):
+            for nombre, otro in valor.items():
+                if not es_texto(nombre):
+                    raise Validacion(f"a field name in {ruta or 'body'!r} is not valid Unicode text", {"campo": ruta})
+                pila.append((otro, nombre if ruta is None else f"{ruta}.{nombre}"))
+        elif isinstance(valor, list):
+            pila.extend((otro, f"{ruta or ''}[{n}]") for n, otro in enumerate(valor))
+    return datos
 
 
 def objeto(datos: Any, permitidos: set[str], que: str) -> Mapping[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 from starlette.applications import Starlette
 
 from servidor.dominio import Dominio
-from tests.integration.ayudas import gql, sin_cambios
+from tests.integration.ayudas import error, gql, sin_cambios
 
 NINGUNO = "01a00000-0000-7000-8000-000000000000"
 
@@ -124,6 +124,31 @@ async def test_a_price_not_written_as_plain_digits_is_validacion(
 async def test_a_price_of_minus_zero_is_zero(http: httpx.AsyncClient) -> None:
     cuerpo = await gql(http, 'mutation { crearProducto(datos: {nombre: "Taza", precio: "-0"}) { precio } }')
     assert cuerpo == {"data": {"crearProducto": {"precio": "0.00"}}}
+
+
+@pytest.mark.parametrize(
+    ("peticion", "campo"),
+    [
+        ({"variables": {"d": {"nombre": "\ud800", "email": "ana@example.com"}}}, "variables.d.nombre"),
+        (
+            {"variables": {"d": {"nombre": "Ana", "email": "ana@example.com", "direccion": "\udfff"}}},
+            "variables.d.direccion",
+        ),
+        (
+            {"variables": {"d": {"nombre": "Ana", "email": "ana@example.com"}}, "operationName": "\ud800"},
+            "operationName",
+        ),
+    ],
+)
+async def test_a_lone_surrogate_in_a_request_is_422_validacion_and_writes_nothing(
+    http: httpx.AsyncClient, app: Starlette, peticion: dict[str, Any], campo: str
+) -> None:
+    consulta = "mutation($d: ClienteEntrada!) { crearCliente(datos: $d) { id } }"
+    # ensure_ascii: the JSON escapes the surrogate, as a client's encoder would.
+    cuerpo = json.dumps({"query": consulta, **peticion}).encode()
+    async with sin_cambios(app):
+        r = await http.post("/graphql", content=cuerpo, headers={"content-type": "application/json"})
+    assert error(r, 422, "VALIDACION") == {"campo": campo}
 
 
 async def test_an_order_beyond_the_stock_is_stock_insuficiente_and_writes_nothing(
