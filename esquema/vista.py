@@ -43,17 +43,42 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
 from strawberry.schema import BaseSchema
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 from strawberry.types.unset import UnsetType
 
 from esquema.contexto import Contexto
 from servidor.acceso import Identidad, identificar
 from servidor.dominio import validacion as v
-from servidor.errores import NoAutenticado
+from servidor.errores import NoAutenticado, Validacion
 
 log = logging.getLogger(__name__)
 
 
+class TransporteWS(BaseGraphQLTransportWSHandler[Contexto, None]):
+    """graphql-transport-ws, coding the errors the protocol sends of its own accord.
+
+    The schema's errors are coded by ``esquema.errores.CodigosDeError``; a
+    subscription past the limit of a connection is refused here, before
+    the schema sees it, and gets ``VALIDACION`` like the other limits.
+    """
+
+    async def send_message(self, message: Message) -> None:
+        if message["type"] == "error":
+            message = {**message, "payload": [_con_codigo(e) for e in message["payload"]]}  # type: ignore[typeddict-item]
+        await super().send_message(message)
+
+
+def _con_codigo(error: Any) -> Any:
+    extensiones = error.get("extensions") or {}
+    if "codigo" in extensiones:
+        return error
+    return {**error, "extensions": {**extensiones, "codigo": Validacion.codigo, "code": "GRAPHQL_VALIDATION_FAILED"}}
+
+
 class VistaGraphQL(GraphQL[Contexto, None]):
+    graphql_transport_ws_handler_class = TransporteWS
+
     def __init__(self, schema: BaseSchema, suscripciones: int, origenes: Sequence[str] = ()) -> None:
         super().__init__(
             schema, graphql_ide="graphiql", allowed_origins=origenes, max_subscriptions_per_connection=suscripciones

@@ -107,6 +107,8 @@ def texto(valor: Any, campo: str, maximo: int, nulo: bool = False) -> str | None
         return None
     if not isinstance(valor, str):
         raise Validacion(f"{campo!r} must be a string", {"campo": campo})
+    if not es_texto(valor):
+        raise Validacion(f"{campo!r} is not valid Unicode text", {"campo": campo})
     limpio = valor.strip()
     if not limpio and not nulo:
         raise Validacion(f"{campo!r} must not be empty", {"campo": campo})

@@ -10,8 +10,13 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from esquema import Limites
+from servidor.acceso import Rol
 from servidor.dominio import Dominio
+from tests.credenciales import cabecera
 from tests.integration.ayudas import error, gql, sin_cambios
+from tests.integration.test_graphql_consultas import websocket
+from tests.integration.test_graphql_limites import fragmentos_encadenados
 
 NINGUNO = "01a00000-0000-7000-8000-000000000000"
 
@@ -243,3 +248,59 @@ async def test_an_internal_error_is_masked_logged_and_leaks_nothing(
     assert "codigo" not in error.get("extensions", {})
     [registro] = [x for x in caplog.records if x.name == "esquema.errores"]
     assert "tabla_secreta" in registro.getMessage() and registro.exc_info is not None
+
+
+# --- on the websocket -------------------------------------------------------------
+
+
+async def respuesta_ws(ws: Any, id: str) -> dict[str, Any]:
+    """The ``next`` or ``error`` message of operation ``id``; ``complete`` and the other operations' are skipped."""
+    while True:
+        mensaje: dict[str, Any] = await ws.recibir()
+        if mensaje.get("id") == id and mensaje["type"] in ("next", "error"):
+            return mensaje
+
+
+def codigos(errores: list[dict[str, Any]]) -> list[str]:
+    return [e.get("extensions", {}).get("codigo") for e in errores]
+
+
+async def test_errors_on_the_websocket_carry_their_code_as_over_http(app: Starlette) -> None:
+    operaciones = {
+        "documento": ("subscription { pedidoCambiado { nada } }", {}, "VALIDACION"),
+        "limites": (fragmentos_encadenados(25, 2), {}, "VALIDACION"),
+        "dominio": ("query($id: ID!) { pedido(id: $id) { id } }", {"id": NINGUNO}, "NO_ENCONTRADO"),
+        "rol": ('mutation { eliminarCliente(id: "x") }', {}, "PROHIBIDO"),
+    }
+    async with websocket(app, "/graphql", "graphql-transport-ws") as ws:
+        await ws.enviar({"type": "connection_init", "payload": cabecera(Rol.LECTURA)})
+        assert await ws.recibir() == {"type": "connection_ack"}
+        for id, (consulta, variables, codigo) in operaciones.items():
+            await ws.enviar({"id": id, "type": "subscribe", "payload": {"query": consulta, "variables": variables}})
+            mensaje = await respuesta_ws(ws, id)
+            errores = mensaje["payload"] if mensaje["type"] == "error" else mensaje["payload"]["errors"]
+            assert codigos(errores) == [codigo], mensaje
+
+
+async def test_a_lone_surrogate_in_websocket_variables_is_validacion_naming_the_field(app: Starlette) -> None:
+    crear = "mutation($d: ClienteEntrada!) { crearCliente(datos: $d) { id } }"
+    variables = {"d": {"nombre": "Ana", "email": "ana@example.com", "direccion": "\udfff"}}
+    async with sin_cambios(app), websocket(app, "/graphql", "graphql-transport-ws") as ws:
+        await ws.enviar({"type": "connection_init", "payload": cabecera()})
+        assert await ws.recibir() == {"type": "connection_ack"}
+        await ws.enviar({"id": "1", "type": "subscribe", "payload": {"query": crear, "variables": variables}})
+        [error] = (await respuesta_ws(ws, "1"))["payload"]["errors"]
+    assert error["extensions"]["codigo"] == "VALIDACION"
+    assert error["extensions"]["detalle"] == {"campo": "direccion"}
+
+
+async def test_an_operation_past_the_limit_of_a_websocket_is_refused_with_validacion(app: Starlette) -> None:
+    async with websocket(app, "/graphql", "graphql-transport-ws") as ws:
+        await ws.enviar({"type": "connection_init", "payload": cabecera()})
+        assert await ws.recibir() == {"type": "connection_ack"}
+        for i in range(Limites().suscripciones + 1):
+            consulta = "subscription { pedidoCambiado { tipo } }"
+            await ws.enviar({"id": str(i), "type": "subscribe", "payload": {"query": consulta}})
+        refusada = await respuesta_ws(ws, str(Limites().suscripciones))
+    assert refusada["type"] == "error"
+    assert codigos(refusada["payload"]) == ["VALIDACION"]
