@@ -13,6 +13,8 @@ The package, one idea per module:
 - ``errores``: domain errors with their code in ``extensions.codigo``,
   internal errors masked;
 - ``extensiones``: limits and caches, built once and shared by requests;
+- ``medidas``: a document's depth, aliases and fields, measured in linear
+  time for the limits;
 - ``permisos``: the role each root field needs (``servidor.acceso``);
 - ``vista``: the ASGI app (Strawberry's view with our context), which
   identifies the caller over HTTP and on the websocket.
