@@ -13,6 +13,8 @@ The package, one idea per module:
 - ``errores``: domain errors with their code in ``extensions.codigo``,
   internal errors masked;
 - ``extensiones``: limits and caches, built once and shared by requests;
+- ``medidas``: a document's depth, aliases and fields, measured in linear
+  time for the limits;
 - ``permisos``: the role each root field needs (``servidor.acceso``);
 - ``vista``: the ASGI app (Strawberry's view with our context), which
   identifies the caller over HTTP and on the websocket.
@@ -21,8 +23,10 @@ The package, one idea per module:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 
 from esquema.consultas import Consulta
+from esquema.entradas import DECIMAL
 from esquema.errores import EsquemaPedidos
 from esquema.extensiones import Limites, crear_extensiones
 from esquema.mutaciones import Mutacion
@@ -36,6 +40,7 @@ def crear_esquema(limites: Limites | None = None) -> EsquemaPedidos:
         mutation=Mutacion,
         subscription=Suscripcion,
         extensions=crear_extensiones(limites or Limites()),
+        scalar_overrides={Decimal: DECIMAL},
     )
 
 

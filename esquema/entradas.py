@@ -13,6 +13,9 @@ fields the client actually set.
 - GraphQL already checked the types; the domain checks everything else
   (lengths, e-mail syntax, money with two decimals, ranges), so there is one
   set of rules for REST and GraphQL.
+- ``Decimal`` (money) is read by the domain's rule for money text
+  (:data:`DECIMAL`, in place of Strawberry's, which is ``Decimal(str(v))``
+  and so takes ``"4_50"`` for 450); the domain then checks its range.
 """
 
 from __future__ import annotations
@@ -23,6 +26,27 @@ from typing import Any
 
 import strawberry
 from strawberry import UNSET
+from strawberry.types.scalar import ScalarDefinition
+
+from servidor.dominio import validacion as v
+
+
+def _leer_decimal(valor: object) -> Decimal:
+    d = v.decimal(valor)
+    if d is None:
+        raise ValueError(f"Decimal cannot represent {valor!r}: write it as a number or a string such as '4.50'")
+    return d
+
+
+DECIMAL = ScalarDefinition(
+    name="Decimal",
+    description='Decimal (fixed-point): a number, or a string such as "4.50"',
+    specified_by_url=None,
+    serialize=str,
+    parse_value=_leer_decimal,
+    parse_literal=None,
+    origin=Decimal,
+)
 
 
 @strawberry.input

@@ -23,6 +23,9 @@ refused request from a failed server: ``BAD_USER_INPUT`` for a domain
 refusal, ``UNAUTHENTICATED`` / ``FORBIDDEN`` for access,
 ``GRAPHQL_VALIDATION_FAILED`` for a refused document.
 
+On the websocket, errors the protocol itself sends (an operation past the
+limit of a connection) get ``VALIDACION`` there (``esquema.vista``).
+
 Errors cached by ``ValidationCache`` are shared by every request that sends
 the same document, so they are never changed in place: coding one builds a
 new ``GraphQLError``.
@@ -97,14 +100,33 @@ def codificar(error: GraphQLError) -> GraphQLError:
 
 
 class CodigosDeError(SchemaExtension):
-    """Give every domain and request error its code, once the operation is done."""
+    """Give every domain and request error its code, before the client sees it.
+
+    Over HTTP the operation has one result, coded once the operation is
+    done. Over the websocket (``Schema.stream``: subscriptions, and queries
+    and mutations sent there) each result is sent as it comes, so each is
+    coded as it passes, and the operation's end has nothing left to do.
+    """
+
+    def __init__(self) -> None:
+        self._por_resultado = False
 
     def on_operation(self) -> Iterator[None]:
+        self._por_resultado = False
         yield
-        # graphql-core's result after execution, Strawberry's after a refused document.
-        resultado = self.execution_context.result
-        if isinstance(resultado, (GraphQLExecutionResult, ExecutionResult)) and resultado.errors:
-            resultado.errors = [codificar(e) for e in resultado.errors]
+        if not self._por_resultado:
+            # graphql-core's result after execution, Strawberry's after a refused document.
+            _codificar_resultado(self.execution_context.result)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        self._por_resultado = True
+        _codificar_resultado(result)
+        yield
+
+
+def _codificar_resultado(resultado: Any) -> None:
+    if isinstance(resultado, (GraphQLExecutionResult, ExecutionResult)) and resultado.errors:
+        resultado.errors = [codificar(e) for e in resultado.errors]
 
 
 class EsquemaPedidos(strawberry.Schema):

@@ -11,14 +11,15 @@ extension instance:
   level, keyed by ``maxsize`` (``_get_parse_cache`` / ``_get_validate_cache``),
   so a fresh instance per request still hits the shared cache. Nothing more
   is needed for them than the same ``maxsize`` every time.
-- ``QueryDepthLimiter`` and ``MaxAliasesLimiter`` create a new validation
-  rule *class* in their ``__init__``. Constructed per request, they would
-  add a different class to ``validation_rules`` each time, and since the
-  validation cache is keyed by ``(schema, document, rules)`` every request
-  would miss it — validation would run every time and fill the LRU with
-  dead entries. So the rule classes are made once per schema, in
-  :func:`crear_extensiones`, and each request only gets a cheap
-  ``AddValidationRules`` holding those same classes.
+- The depth, alias and field limits are one validation rule *class*
+  (``esquema.medidas``, which measures a document in linear time, where
+  Strawberry's ``QueryDepthLimiter`` and ``MaxAliasesLimiter`` expand every
+  fragment spread). Made per request, it would be a different class each
+  time, and since the validation cache is keyed by ``(schema, document,
+  rules)`` every request would miss it — validation would run every time
+  and fill the LRU with dead entries. So the class is made once per schema,
+  in :func:`crear_extensiones`, and each request only gets a cheap
+  ``AddValidationRules`` holding that same class.
 
 The validation cache also caches the *errors* of an invalid document, and
 the parse cache is keyed by the parse options, so the token limit (set in
@@ -47,16 +48,15 @@ from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
 )
 
 from esquema.contexto import CargadoresPorOperacion
 from esquema.errores import CodigosDeError, debe_ocultarse
+from esquema.medidas import regla_de_limites
 
 TAM_CACHE = 256
 
@@ -77,25 +77,27 @@ class CacheDeAnalisis(ParserCache):
 class Limites:
     """What one document may ask for.
 
-    The deepest query the schema allows has depth 3 as the limiter counts
-    (root fields are 0): ``pedidos { items { producto { nombre } } }``;
-    introspection (GraphiQL) is not counted. An order of 200 lines written
-    inline is about 1,800 tokens; larger inputs should travel as variables,
-    which are not tokens.
+    The deepest query the schema allows has depth 3 (root fields are 0):
+    ``pedidos { items { producto { nombre } } }``; introspection (GraphiQL)
+    is not counted. An order of 200 lines written inline is about 1,800
+    tokens; larger inputs should travel as variables, which are not tokens.
+    ``campos`` counts the fields a document selects with its fragments
+    written out (``esquema.medidas``): GraphiQL's introspection query has
+    about 230. It keeps fragments from multiplying a small document, and
+    bounds graphql-core's check of overlapping fields, which compares
+    fields pairwise (about 2 s for 500 fields of one name, on one core).
     """
 
     profundidad: int = 10
     tokens: int = 4000
     alias: int = 20
+    campos: int = 500
     suscripciones: int = 10  # operations running at once on one websocket
 
 
 def crear_extensiones(limites: Limites) -> list[Callable[[], SchemaExtension]]:
     """Factories for ``strawberry.Schema(extensions=...)``, one call per operation."""
-    reglas = [
-        *QueryDepthLimiter(max_depth=limites.profundidad).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=limites.alias).validation_rules,
-    ]
+    reglas = [regla_de_limites(limites.profundidad, limites.alias, limites.campos)]
     return [
         CargadoresPorOperacion,
         lambda: MaxTokensLimiter(max_token_count=limites.tokens),

@@ -21,6 +21,12 @@ Access (``servidor.acceso``):
 
 At most ``suscripciones`` operations run at once on one websocket; another
 is refused with an error message, the connection stays up.
+
+A request over HTTP whose document, variables or operation name hold a
+string that is not Unicode text (a lone surrogate, ``"\\ud800"`` in JSON) is
+refused with 422 ``VALIDACION`` in the REST error shape, as REST bodies are:
+no answer, log line or row could hold it. On the websocket, text inputs are
+refused by the domain's own check, as an error of the operation.
 """
 
 from __future__ import annotations
@@ -29,22 +35,50 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from cross_web import AsyncHTTPRequestAdapter
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
 from strawberry.schema import BaseSchema
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 from strawberry.types.unset import UnsetType
 
 from esquema.contexto import Contexto
 from servidor.acceso import Identidad, identificar
-from servidor.errores import NoAutenticado
+from servidor.dominio import validacion as v
+from servidor.errores import NoAutenticado, Validacion
 
 log = logging.getLogger(__name__)
 
 
+class TransporteWS(BaseGraphQLTransportWSHandler[Contexto, None]):
+    """graphql-transport-ws, coding the errors the protocol sends of its own accord.
+
+    The schema's errors are coded by ``esquema.errores.CodigosDeError``; a
+    subscription past the limit of a connection is refused here, before
+    the schema sees it, and gets ``VALIDACION`` like the other limits.
+    """
+
+    async def send_message(self, message: Message) -> None:
+        if message["type"] == "error":
+            message = {**message, "payload": [_con_codigo(e) for e in message["payload"]]}  # type: ignore[typeddict-item]
+        await super().send_message(message)
+
+
+def _con_codigo(error: Any) -> Any:
+    extensiones = error.get("extensions") or {}
+    if "codigo" in extensiones:
+        return error
+    return {**error, "extensions": {**extensiones, "codigo": Validacion.codigo, "code": "GRAPHQL_VALIDATION_FAILED"}}
+
+
 class VistaGraphQL(GraphQL[Contexto, None]):
+    graphql_transport_ws_handler_class = TransporteWS
+
     def __init__(self, schema: BaseSchema, suscripciones: int, origenes: Sequence[str] = ()) -> None:
         super().__init__(
             schema, graphql_ide="graphiql", allowed_origins=origenes, max_subscriptions_per_connection=suscripciones
@@ -56,6 +90,13 @@ class VistaGraphQL(GraphQL[Contexto, None]):
         if isinstance(request, Request) and _lleva_documento(request):
             identidad = _identificar(request, request.headers.get("authorization"))
         return Contexto.desde(request, response, identidad)
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData | list[GraphQLRequestData]:
+        datos = await super().parse_http_body(request)
+        for d in datos if isinstance(datos, list) else [datos]:
+            partes = {"query": d.query, "variables": d.variables, "operationName": d.operation_name}
+            v.unicode_valido({**partes, "extensions": d.extensions})
+        return datos
 
     async def on_ws_connect(self, context: Contexto) -> UnsetType | dict[str, object] | None:
         parametros = context.connection_params or {}

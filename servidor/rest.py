@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
@@ -72,6 +73,7 @@ LECTURA, OPERADOR, ADMIN = Rol.LECTURA, Rol.OPERADOR, Rol.ADMIN
 PREFIJO = "/api"
 # A health probe that hangs is worse than one that says "degradado".
 LIMITE_SALUD_S = 5.0
+_DIGITOS = re.compile(r"[0-9]+")
 
 
 class RespuestaJSON(JSONResponse):
@@ -92,16 +94,22 @@ def _a_json(valor: Any) -> Any:
 
 
 async def _cuerpo(request: Request) -> Any:
-    """The decoded JSON body: any JSON value, its shape is the domain's to judge."""
+    """The decoded JSON body: any JSON value, its shape is the domain's to judge.
+
+    Its strings must be Unicode text: JSON may escape a lone surrogate
+    (``"\\ud800"``), which is refused with ``VALIDACION`` here rather than
+    failing wherever it is first encoded.
+    """
     crudo = await request.body()
     try:
-        return json.loads(crudo)
+        datos = json.loads(crudo)
     except json.JSONDecodeError as e:
         detalle = {"linea": e.lineno, "columna": e.colno}
         raise EntradaInvalida(f"request body is not valid JSON: {e.msg}", detalle) from None
     # Bad UTF-8, integers past Python's digit limit, nesting past the recursion limit.
     except (ValueError, RecursionError):
         raise EntradaInvalida("request body is not valid JSON", {}) from None
+    return v.unicode_valido(datos)
 
 
 def _campo(datos: Any, campo: str) -> Any:
@@ -136,16 +144,20 @@ def _vacio() -> Response:
 
 
 def _pagina(request: Request) -> v.Pagina:
-    """``?limite=&desde=``, checked by the domain's rules; anything else in the query is refused."""
+    """``?limite=&desde=``, checked by the domain's rules; anything else in the query is refused.
+
+    Only ASCII digits: ``int()`` alone would also read ``5_0``, ``+50``,
+    digits of other scripts and surrounding spaces.
+    """
     valores: dict[str, Any] = {}
     for campo in ("limite", "desde"):
         texto = request.query_params.get(campo)
         if texto is None:
             continue
-        try:
-            valores[campo] = int(texto)
-        except ValueError:
-            raise Validacion(f"{campo!r} must be an integer", {"campo": campo}) from None
+        if not _DIGITOS.fullmatch(texto):
+            raise Validacion(f"{campo!r} must be a whole number in digits 0-9", {"campo": campo})
+        # More digits than any page has: the domain refuses it for its range (int() stops at 4,300 digits).
+        valores[campo] = int(texto) if len(texto) < 20 else 10**20
     return v.pagina(**valores)
 
 

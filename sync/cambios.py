@@ -30,7 +30,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sync import reglas
@@ -45,6 +45,9 @@ MAX_DINERO = Decimal("9999999999.99")  # DECIMAL(12,2)
 MAX_BASE = 2000
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _HUELLA = re.compile(r"^[0-9a-f]{64}$")
+# Money as text: ASCII digits only. Decimal() alone also takes "4_50", other scripts' digits,
+# exponents, spaces, "NaN" and "Infinity".
+DINERO = re.compile(r"-?[0-9]+(?:\.[0-9]{1,2})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +122,9 @@ def _booleano(v: Any) -> bool:
 
 
 def _dinero(v: Any) -> bool:
-    if not isinstance(v, str) or len(v) > 32:
+    if not isinstance(v, str) or len(v) > 32 or not DINERO.fullmatch(v):
         return False
-    try:
-        d = Decimal(v)
-    except InvalidOperation:
-        return False
-    return d.is_finite() and 0 <= d <= MAX_DINERO and d == d.quantize(Decimal("0.01"))
+    return 0 <= Decimal(v) <= MAX_DINERO
 
 
 def _unidades(v: Any) -> bool:

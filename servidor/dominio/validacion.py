@@ -8,9 +8,11 @@ drop the value.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -29,6 +31,8 @@ MAX_STOCK = 1_000_000_000
 PAGINA_POR_DEFECTO = 100
 MAX_PAGINA = 1000
 MAX_DESDE = 1_000_000_000
+TEXTO_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_JSON = json.JSONEncoder(ensure_ascii=False)  # built once: json.dumps with options builds one per call
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,43 @@ class Pagina:
     @property
     def siguiente(self) -> Pagina:
         return Pagina(self.limite, self.desde + self.limite)
+
+
+def es_texto(valor: str) -> bool:
+    """Whether ``valor`` is Unicode text: JSON's ``"\\ud800"`` decodes to half a surrogate pair, which is not."""
+    try:
+        valor.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unicode_valido(datos: Any) -> Any:
+    """``datos`` (decoded JSON) if every string in it, names of fields too, is Unicode text.
+
+    A lone surrogate can be neither stored, nor logged, nor sent back; it is
+    refused naming where it is (``items[0].producto_id``). Checked once for
+    the whole request, before anything looks at the values: one encoding in
+    C when all is well, a walk only to name the culprit.
+    """
+    try:
+        _JSON.encode(datos).encode("utf-8")
+        return datos
+    except UnicodeEncodeError:
+        pass
+    pila: list[tuple[Any, str | None]] = [(datos, None)]
+    while pila:
+        valor, ruta = pila.pop()
+        if isinstance(valor, str) and not es_texto(valor):
+            raise Validacion(f"{ruta or 'body'!r} is not valid Unicode text", {"campo": ruta})
+        if isinstance(valor, Mapping):
+            for nombre, otro in valor.items():
+                if not es_texto(nombre):
+                    raise Validacion(f"a field name in {ruta or 'body'!r} is not valid Unicode text", {"campo": ruta})
+                pila.append((otro, nombre if ruta is None else f"{ruta}.{nombre}"))
+        elif isinstance(valor, list):
+            pila.extend((otro, f"{ruta or ''}[{n}]") for n, otro in enumerate(valor))
+    return datos
 
 
 def objeto(datos: Any, permitidos: set[str], que: str) -> Mapping[str, Any]:
@@ -66,6 +107,8 @@ def texto(valor: Any, campo: str, maximo: int, nulo: bool = False) -> str | None
         return None
     if not isinstance(valor, str):
         raise Validacion(f"{campo!r} must be a string", {"campo": campo})
+    if not es_texto(valor):
+        raise Validacion(f"{campo!r} is not valid Unicode text", {"campo": campo})
     limpio = valor.strip()
     if not limpio and not nulo:
         raise Validacion(f"{campo!r} must not be empty", {"campo": campo})
@@ -91,20 +134,38 @@ def entero(valor: Any, campo: str, minimo: int, maximo: int) -> int:
     return valor
 
 
+def decimal(valor: Any) -> Decimal | None:
+    """The exact value of a JSON number or of a money string (``DINERO``); None for anything else.
+
+    A string must be ASCII digits, with an optional minus and decimals
+    (``TEXTO_DECIMAL``): ``Decimal`` alone would also read ``"4_50"`` as
+    450, digits of other scripts, exponents, spaces, ``"NaN"``. A float is
+    read through its repr, the shortest exact decimal of what was typed.
+    Which values are acceptable is the caller's to say: :func:`dinero` then
+    takes at most two decimals, so the money strings it accepts are those of
+    ``sync.cambios.DINERO``.
+    """
+    if isinstance(valor, str):
+        return Decimal(valor) if TEXTO_DECIMAL.fullmatch(valor) else None
+    if isinstance(valor, bool):
+        return None
+    if isinstance(valor, int):
+        return Decimal(valor)
+    if isinstance(valor, float):
+        return Decimal(repr(valor))
+    return valor if isinstance(valor, Decimal) else None
+
+
 def dinero(valor: Any, campo: str) -> Decimal:
-    """Money from a JSON number or a decimal string; at most two decimals."""
-    if isinstance(valor, bool) or not isinstance(valor, (int, float, str, Decimal)):
-        raise Validacion(f"{campo!r} must be a number or a decimal string", {"campo": campo})
-    try:
-        # str() first: a float's repr is the shortest exact decimal of what was typed.
-        d = Decimal(str(valor))
-    except InvalidOperation:
-        raise Validacion(f"{campo!r} is not a number", {"campo": campo}) from None
+    """Money from a JSON number or a decimal string such as ``"4.50"``; at most two decimals."""
+    d = decimal(valor)
+    if d is None:
+        raise Validacion(f"{campo!r} must be a number or a decimal string such as '4.50'", {"campo": campo})
     if not d.is_finite() or d < 0 or d > MAX_PRECIO:
         raise Validacion(f"{campo!r} must be between 0 and {MAX_PRECIO}", {"campo": campo})
     if d != d.quantize(Decimal("0.01")):
         raise Validacion(f"{campo!r} has more than two decimals", {"campo": campo})
-    return d.quantize(Decimal("0.01"))
+    return abs(d.quantize(Decimal("0.01")))  # abs: "-0" is 0.00, not -0.00
 
 
 def identificador(valor: Any, campo: str) -> str:

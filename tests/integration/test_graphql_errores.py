@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -9,8 +10,13 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from esquema import Limites
+from servidor.acceso import Rol
 from servidor.dominio import Dominio
-from tests.integration.ayudas import gql, sin_cambios
+from tests.credenciales import cabecera
+from tests.integration.ayudas import error, gql, sin_cambios
+from tests.integration.test_graphql_consultas import websocket
+from tests.integration.test_graphql_limites import fragmentos_encadenados
 
 NINGUNO = "01a00000-0000-7000-8000-000000000000"
 
@@ -109,6 +115,47 @@ async def test_a_price_with_three_decimals_is_validacion(http: httpx.AsyncClient
     assert error_unico(cuerpo, "VALIDACION") == {"campo": "precio"}
 
 
+@pytest.mark.parametrize("precio", ["4_50", "\u0664.\u0665\u0660", " 4.50", "4.5e1", "NaN"])
+async def test_a_price_not_written_as_plain_digits_is_validacion(
+    http: httpx.AsyncClient, app: Starlette, precio: str
+) -> None:
+    literal = 'mutation { crearProducto(datos: {nombre: "Taza", precio: ' + json.dumps(precio) + "}) { id } }"
+    variable = "mutation($d: ProductoEntrada!) { crearProducto(datos: $d) { id } }"
+    async with sin_cambios(app):
+        error_unico(await gql(http, literal), "VALIDACION")
+        error_unico(await gql(http, variable, d={"nombre": "Taza", "precio": precio}), "VALIDACION")
+
+
+async def test_a_price_of_minus_zero_is_zero(http: httpx.AsyncClient) -> None:
+    cuerpo = await gql(http, 'mutation { crearProducto(datos: {nombre: "Taza", precio: "-0"}) { precio } }')
+    assert cuerpo == {"data": {"crearProducto": {"precio": "0.00"}}}
+
+
+@pytest.mark.parametrize(
+    ("peticion", "campo"),
+    [
+        ({"variables": {"d": {"nombre": "\ud800", "email": "ana@example.com"}}}, "variables.d.nombre"),
+        (
+            {"variables": {"d": {"nombre": "Ana", "email": "ana@example.com", "direccion": "\udfff"}}},
+            "variables.d.direccion",
+        ),
+        (
+            {"variables": {"d": {"nombre": "Ana", "email": "ana@example.com"}}, "operationName": "\ud800"},
+            "operationName",
+        ),
+    ],
+)
+async def test_a_lone_surrogate_in_a_request_is_422_validacion_and_writes_nothing(
+    http: httpx.AsyncClient, app: Starlette, peticion: dict[str, Any], campo: str
+) -> None:
+    consulta = "mutation($d: ClienteEntrada!) { crearCliente(datos: $d) { id } }"
+    # ensure_ascii: the JSON escapes the surrogate, as a client's encoder would.
+    cuerpo = json.dumps({"query": consulta, **peticion}).encode()
+    async with sin_cambios(app):
+        r = await http.post("/graphql", content=cuerpo, headers={"content-type": "application/json"})
+    assert error(r, 422, "VALIDACION") == {"campo": campo}
+
+
 async def test_an_order_beyond_the_stock_is_stock_insuficiente_and_writes_nothing(
     http: httpx.AsyncClient, app: Starlette
 ) -> None:
@@ -201,3 +248,59 @@ async def test_an_internal_error_is_masked_logged_and_leaks_nothing(
     assert "codigo" not in error.get("extensions", {})
     [registro] = [x for x in caplog.records if x.name == "esquema.errores"]
     assert "tabla_secreta" in registro.getMessage() and registro.exc_info is not None
+
+
+# --- on the websocket -------------------------------------------------------------
+
+
+async def respuesta_ws(ws: Any, id: str) -> dict[str, Any]:
+    """The ``next`` or ``error`` message of operation ``id``; ``complete`` and the other operations' are skipped."""
+    while True:
+        mensaje: dict[str, Any] = await ws.recibir()
+        if mensaje.get("id") == id and mensaje["type"] in ("next", "error"):
+            return mensaje
+
+
+def codigos(errores: list[dict[str, Any]]) -> list[str]:
+    return [e.get("extensions", {}).get("codigo") for e in errores]
+
+
+async def test_errors_on_the_websocket_carry_their_code_as_over_http(app: Starlette) -> None:
+    operaciones = {
+        "documento": ("subscription { pedidoCambiado { nada } }", {}, "VALIDACION"),
+        "limites": (fragmentos_encadenados(25, 2), {}, "VALIDACION"),
+        "dominio": ("query($id: ID!) { pedido(id: $id) { id } }", {"id": NINGUNO}, "NO_ENCONTRADO"),
+        "rol": ('mutation { eliminarCliente(id: "x") }', {}, "PROHIBIDO"),
+    }
+    async with websocket(app, "/graphql", "graphql-transport-ws") as ws:
+        await ws.enviar({"type": "connection_init", "payload": cabecera(Rol.LECTURA)})
+        assert await ws.recibir() == {"type": "connection_ack"}
+        for id, (consulta, variables, codigo) in operaciones.items():
+            await ws.enviar({"id": id, "type": "subscribe", "payload": {"query": consulta, "variables": variables}})
+            mensaje = await respuesta_ws(ws, id)
+            errores = mensaje["payload"] if mensaje["type"] == "error" else mensaje["payload"]["errors"]
+            assert codigos(errores) == [codigo], mensaje
+
+
+async def test_a_lone_surrogate_in_websocket_variables_is_validacion_naming_the_field(app: Starlette) -> None:
+    crear = "mutation($d: ClienteEntrada!) { crearCliente(datos: $d) { id } }"
+    variables = {"d": {"nombre": "Ana", "email": "ana@example.com", "direccion": "\udfff"}}
+    async with sin_cambios(app), websocket(app, "/graphql", "graphql-transport-ws") as ws:
+        await ws.enviar({"type": "connection_init", "payload": cabecera()})
+        assert await ws.recibir() == {"type": "connection_ack"}
+        await ws.enviar({"id": "1", "type": "subscribe", "payload": {"query": crear, "variables": variables}})
+        [error] = (await respuesta_ws(ws, "1"))["payload"]["errors"]
+    assert error["extensions"]["codigo"] == "VALIDACION"
+    assert error["extensions"]["detalle"] == {"campo": "direccion"}
+
+
+async def test_an_operation_past_the_limit_of_a_websocket_is_refused_with_validacion(app: Starlette) -> None:
+    async with websocket(app, "/graphql", "graphql-transport-ws") as ws:
+        await ws.enviar({"type": "connection_init", "payload": cabecera()})
+        assert await ws.recibir() == {"type": "connection_ack"}
+        for i in range(Limites().suscripciones + 1):
+            consulta = "subscription { pedidoCambiado { tipo } }"
+            await ws.enviar({"id": str(i), "type": "subscribe", "payload": {"query": consulta}})
+        refusada = await respuesta_ws(ws, str(Limites().suscripciones))
+    assert refusada["type"] == "error"
+    assert codigos(refusada["payload"]) == ["VALIDACION"]

@@ -63,6 +63,13 @@ async def test_a_page_out_of_bounds_is_refused_with_the_parameter_named(
     assert error(await http.get(f"{ruta}?{consulta}"), 422, "VALIDACION")["campo"] == campo
 
 
+@pytest.mark.parametrize("consulta", ["limite=5_0", "limite=\u0665\u0660", "limite=+5", "limite=%205", "desde=1_0"])
+async def test_a_page_is_written_in_ascii_digits_only(http: httpx.AsyncClient, consulta: str) -> None:
+    # int() reads every one of these; "limite=5_0" was a page of 50.
+    detalle = error(await http.get(f"/api/clientes?{consulta}"), 422, "VALIDACION")
+    assert detalle["campo"] == consulta.split("=")[0]
+
+
 async def test_graphql_lists_take_the_same_pages(http: httpx.AsyncClient, app: Starlette) -> None:
     ids = await clientes(app, 3)
     r = await datos(http, "{ a: clientes(limite: 2) { id } b: clientes(limite: 2, desde: 2) { id } productos { id } }")

@@ -72,6 +72,31 @@ async def test_body_that_is_not_a_json_object_is_422_on_every_write_and_changes_
             error(r, 422, "VALIDACION")
 
 
+# JSON escapes half a surrogate pair alone; Python decodes it to a string that no UTF-8 can hold.
+SUSTITUTOS = [
+    pytest.param(b'{"nombre": "\\ud800"}', "nombre", id="value"),
+    pytest.param(b'{"nombre": "Ana", "direccion": "Calle \\udfff 3"}', "direccion", id="second-field"),
+    pytest.param(b'{"items": [{"producto_id": "\\ud83d"}]}', "items[0].producto_id", id="nested"),
+    pytest.param(b'{"\\ud800": 1}', None, id="field-name"),
+]
+
+
+@pytest.mark.parametrize(("cuerpo", "campo"), SUSTITUTOS)
+async def test_a_lone_surrogate_anywhere_in_a_body_is_422_validacion_on_every_write_and_changes_nothing(
+    http: httpx.AsyncClient, app: Starlette, cuerpo: bytes, campo: str | None
+) -> None:
+    for metodo, ruta in await _rutas_de_escritura(http):
+        async with sin_cambios(app):
+            r = await http.request(metodo, ruta, content=cuerpo, headers={"content-type": "application/json"})
+            assert error(r, 422, "VALIDACION") == {"campo": campo}
+
+
+async def test_a_whole_surrogate_pair_is_text_like_any_other(http: httpx.AsyncClient) -> None:
+    cuerpo = b'{"nombre": "Ana \\ud83d\\ude00", "email": "ana@example.com"}'
+    r = await http.post("/api/clientes", content=cuerpo, headers={"content-type": "application/json"})
+    assert r.status_code == 201 and r.json()["nombre"] == "Ana \U0001f600"
+
+
 @pytest.mark.parametrize("metodo", ["GET", "POST", "PUT", "DELETE"])
 @pytest.mark.parametrize("ruta", ["/api/nada", "/api/clientes/x/y", "/api", "/api/health/pong"])
 async def test_unknown_route_under_api_is_a_json_404(http: httpx.AsyncClient, metodo: str, ruta: str) -> None:

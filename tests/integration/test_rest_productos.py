@@ -27,6 +27,27 @@ async def test_created_product_renders_its_price_as_a_two_decimal_string(
     assert r.headers["location"] == f"/api/productos/{producto['id']}"
 
 
+# Decimal() and int() read all of these; money is written with ASCII digits, a point and two decimals at most.
+PRECIOS_SUELTOS = ["4_50", "\u0664\u0665\u0660", "4.5e1", " 4.50", "4.50 ", "+4.50", "4.", ".50", "Infinity", "0x10"]
+
+
+@pytest.mark.parametrize("precio", PRECIOS_SUELTOS)
+async def test_a_price_not_written_as_plain_digits_is_refused(
+    http: httpx.AsyncClient, app: Starlette, precio: str
+) -> None:
+    async with sin_cambios(app):
+        detalle = error(await http.post("/api/productos", json={"nombre": "Taza", "precio": precio}), 422, "VALIDACION")
+    assert detalle["campo"] == "precio"
+
+
+@pytest.mark.parametrize("precio", ["-0", "-0.00", -0.0])
+async def test_a_price_of_minus_zero_is_stored_as_zero(http: httpx.AsyncClient, app: Starlette, precio: Any) -> None:
+    async with escribe(app) as cambios:
+        r = await http.post("/api/productos", json={"nombre": "Taza", "precio": precio})
+    assert r.status_code == 201 and r.json()["precio"] == "0.00"
+    assert valores(cambios, "producto", "precio") == ["0.00"]
+
+
 async def test_created_products_are_listed_and_readable_by_id(http: httpx.AsyncClient) -> None:
     assert (await http.get("/api/productos")).json() == []
     taza = await crear_producto(http, nombre="Taza", descripcion="Cerámica blanca", stock=5)
