@@ -17,6 +17,7 @@ import httpx
 from starlette.applications import Starlette
 
 from servidor.almacen import ResultadoFusion, consultas
+from sync import reglas
 from sync.cambios import Cambio
 
 NODO = "nodo1"
@@ -117,8 +118,8 @@ async def mover(http: httpx.AsyncClient, pedido_id: str, *estados: str) -> dict[
     return pedido
 
 
-async def cancelacion_concurrente(app: Starlette, pedido_id: str, base: str | None) -> ResultadoFusion:
-    """nodo2 cancels the order without having seen the write stamped ``base``, stamped later, merged here."""
+async def cancelacion_concurrente(app: Starlette, pedido_id: str, visto: dict[str, int]) -> ResultadoFusion:
+    """nodo2 cancels the order having seen only the ``estado`` writes in ``visto``, stamped later, merged here."""
     remoto = Cambio(
         origen="nodo2",
         seq=1,
@@ -127,7 +128,7 @@ async def cancelacion_concurrente(app: Starlette, pedido_id: str, base: str | No
         clave=pedido_id,
         campo="estado",
         valor="cancelado",
-        base=base,
+        base=reglas.contexto_texto(visto),
     )
     resultado: ResultadoFusion = await app.state.almacen.fusionar([remoto])
     return resultado

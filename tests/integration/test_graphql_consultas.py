@@ -210,15 +210,23 @@ async def test_conflictos_lists_a_concurrent_estado_change_and_its_winner(
 ) -> None:
     assert await datos(http, "{ conflictos { pedidoId } }") == {"conflictos": []}
     [pedido] = await poblar(app, 1)
+    alta = [
+        c
+        for c in await app.state.almacen.leer(consultas.cambios_de, "nodo1")
+        if c.clave == pedido["id"] and c.campo == "estado"
+    ][0]
     await app.state.dominio.cambiar_estado(pedido["id"], "confirmado")
     confirmacion = (await app.state.almacen.leer(consultas.cambios_de, "nodo1"))[-1]
-    # nodo2 cancelled the same pending order without seeing the confirmation, stamped later.
-    [remoto] = (await cancelacion_concurrente(app, pedido["id"], confirmacion.base)).aplicados
+    # nodo2 cancelled the same pending order having seen its creation, not the confirmation.
+    [remoto] = (await cancelacion_concurrente(app, pedido["id"], {"nodo1": alta.seq})).aplicados
 
-    r = await datos(http, "{ conflictos { pedidoId campo ganador perdedor valorGanador valorPerdedor base } }")
+    r = await datos(
+        http, "{ conflictos { entidad pedidoId campo ganador perdedor valorGanador valorPerdedor base } }"
+    )
 
     assert r["conflictos"] == [
         {
+            "entidad": "pedido",
             "pedidoId": pedido["id"],
             "campo": "estado",
             "ganador": f"{remoto.hlc}:nodo2",

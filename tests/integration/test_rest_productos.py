@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 
 from tests.integration.ayudas import crear_producto, error, escribe, registro, sin_cambios, stock, valores
 
-CAMPOS = {"id", "nombre", "descripcion", "precio", "stock", "derechos", "creado_en"}
+CAMPOS = {"id", "nombre", "descripcion", "precio", "stock", "por_devolver", "por_confirmar", "derechos", "creado_en"}
 
 
 @pytest.mark.parametrize(("precio", "esperado"), [("12.5", "12.50"), (3, "3.00"), (0.1, "0.10"), ("0", "0.00")])
