@@ -49,7 +49,8 @@ async def en_disco(nodo: ProcesoNodo) -> tuple[list[Any], dict[str, Any], dict[s
 def sin_huecos(cambios: list[Any]) -> None:
     assert [c.seq for c in cambios] == list(range(1, len(cambios) + 1)), "seq has gaps or repeats"
     hlcs = [c.hlc for c in cambios]
-    assert all(a < b for a, b in zip(hlcs, hlcs[1:], strict=False)), "hlc does not strictly increase"
+    # The changes of one write share a stamp; a later write's stamp is higher, across restarts too.
+    assert all(a <= b for a, b in zip(hlcs, hlcs[1:], strict=False)), "hlc goes back"
 
 
 async def test_acknowledged_writes_survive_sigkill_and_seq_continues_gap_free(
