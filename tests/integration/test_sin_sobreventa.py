@@ -120,8 +120,10 @@ async def _vistas(c: Cluster, producto: str) -> list[tuple[Any, Any]]:
 
 
 async def _convergidos(c: Cluster, producto: str) -> list[tuple[Any, Any]] | None:
+    """Every node's view, once equal and with every cancellation settled (nothing ``por_devolver``)."""
     vistas = await _vistas(c, producto)
-    return vistas if all(v == vistas[0] for v in vistas) else None
+    asentado = all(p is not None and p["por_devolver"] == 0 for _, p in vistas)
+    return vistas if asentado and all(v == vistas[0] for v in vistas) else None
 
 
 async def _sembrar(c: Cluster, azar: random.Random) -> tuple[str, str]:
