@@ -111,8 +111,11 @@ async def test_an_order_retried_on_another_node_with_its_key_is_taken_once_with_
 ) -> None:
     c = await cluster_con_proxies(clusters, proxies, n=3)
     uno, dos, tres = c["nodo1"], c["nodo2"], c["nodo3"]
-    cliente, producto = await catalogo(uno, stock=30)
+    cliente, producto = await catalogo(uno, stock=10)
     await en_todos(c, f"/api/productos/{producto}")
+    for nodo in (dos, tres):  # each side of the partition holds units of its own to sell
+        async with nodo.cliente() as http:
+            assert (await http.post(f"/api/productos/{producto}/stock", json={"cantidad": 10})).status_code == 200
     cuerpo = {"cliente_id": cliente, "items": [{"producto_id": producto, "cantidad": 3}]}
 
     # The answer of nodo2 was lost; the client retries on nodo3, which has heard of the order.
@@ -129,11 +132,19 @@ async def test_an_order_retried_on_another_node_with_its_key_is_taken_once_with_
     otra = await crear_con_clave(tres, cuerpo, "con-particion")
     assert primera.status_code == otra.status_code == 201, (primera.text, otra.text)
     assert "idempotent-replayed" not in otra.headers
+    # A client bug: one key, two different orders, on the two sides of the partition.
+    for nodo, n in ((dos, 1), (tres, 2)):
+        distinto = {"cliente_id": cliente, "items": [{"producto_id": producto, "cantidad": n}]}
+        assert (await crear_con_clave(nodo, distinto, "distinta")).status_code == 201
     aislar(proxies, "nodo3", cortado=False)
 
     pedidos, conflictos, prod = await la_misma_historia(c, producto)
-    ids = [p["id"] for p in pedidos]
-    assert sorted(ids) == sorted({id_de_clave("pedido", "sin-particion"), id_de_clave("pedido", "con-particion")})
-    assert prod["stock"] == 30 - 6  # each order's units sold once
+    claves = ("sin-particion", "con-particion", "distinta")
+    assert sorted(p["id"] for p in pedidos) == sorted(id_de_clave("pedido", k) for k in claves)
+    [ganador] = [p for p in pedidos if p["id"] == id_de_clave("pedido", "distinta")]
+    assert prod["stock"] == 30 - 3 - 3 - ganador["items"][0]["cantidad"]  # each order's units sold once
     assert sum(prod["derechos"].values()) == prod["stock"]
-    assert not [x for x in conflictos if x["campo"] == "huella"]  # same body: no clash to report
+    # Same body: nothing to report. Different bodies: the merge kept one, and lists the clash.
+    [choque] = [x for x in conflictos if x["campo"] == "huella"]
+    assert choque["pedido_id"] == ganador["id"] and choque["entidad"] == "pedido"
+    assert choque["ganador"].endswith(ganador["nodo_origen"])
