@@ -101,13 +101,14 @@ CREATE TABLE IF NOT EXISTS pedido_items (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 
--- Stock adjustments made with an idempotency key (materialized).
+-- Stock adjustments made with an idempotency key (materialized). firme, once
+-- settled: the node whose creation of the adjustment counts.
 CREATE TABLE IF NOT EXISTS ajustes (
     id           VARCHAR(64)  NOT NULL,
     producto_id  VARCHAR(64),
     cantidad     BIGINT,
     creado_en    VARCHAR(40),
-    firme        BOOLEAN      NOT NULL DEFAULT FALSE,
+    firme        VARCHAR(64),
     huella       VARCHAR(64),
     PRIMARY KEY (id),
     INDEX ix_ajustes_producto_id (producto_id)

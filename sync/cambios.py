@@ -206,7 +206,7 @@ VOCABULARIO: dict[str, dict[str, Callable[[Any], bool]]] = {
     "ajuste": {
         "movimiento": _movimiento,
         "creado_en": _texto,
-        "firme": _verdadero,
+        "firme": es_id,
         "huella": _huella,
     },
     "stock": {

@@ -69,8 +69,10 @@ resold in between would be oversold:
   then the units are shown apart (``por_devolver``);
 - units a keyed adjustment adds count once it is settled (``firme``, same
   condition: every node has it, so every duplicate made under a partition
-  is known) and only for the adjustment's winning creation; until then they
-  are shown apart (``por_confirmar``). Units a keyed adjustment removes are
+  is known), and only for the creation the settle names: the settling node
+  knows every creation, so it names the winner, and a node that has not yet
+  heard of the winning creation still credits nothing wrong; until then
+  they are shown apart (``por_confirmar``). Units a keyed adjustment removes are
   taken at once, and credited back if its creation lost.
 
 Conservation holds by construction: ``stock`` is a pure function of the
@@ -173,14 +175,15 @@ def abono(
     ganador: str | None,
     estado: str | None = None,
     devuelto: bool = False,
-    firme: bool = False,
+    firme: str | None = None,
 ) -> tuple[int, int, int]:
     """What a movement of ``unidades`` by ``nodo`` is worth now: (credited, por_devolver, por_confirmar).
 
     ``unidades`` < 0 were taken from stock when written (an order's items, a
     removal); > 0 are units a keyed adjustment adds. ``ganador`` is the
     origin of the entity's winning creation (``None`` while unknown);
-    ``estado``/``devuelto`` are an order's, ``firme`` an adjustment's.
+    ``estado``/``devuelto`` are an order's; ``firme`` is the node whose
+    creation of an adjustment counts, once settled.
     """
     perdio = ganador is not None and ganador != nodo
     if unidades < 0:
@@ -189,6 +192,6 @@ def abono(
         if estado == "cancelado":
             return 0, -unidades, 0
         return 0, 0, 0
-    if perdio:
-        return 0, 0, 0
-    return (unidades, 0, 0) if firme else (0, 0, unidades)
+    if firme is not None:
+        return (unidades, 0, 0) if firme == nodo else (0, 0, 0)
+    return (0, 0, 0) if perdio else (0, 0, unidades)

@@ -50,7 +50,7 @@ TABLAS = {"cliente": "clientes", "producto": "productos", "pedido": "pedidos", "
 # Columns whose values the driver must get converted (see ``crudo``); the vocabulary of
 # ``sync.cambios`` names every other field, and only those reach the SQL below.
 DINERO = {"precio", "total"}
-BOOLEANOS = {"eliminado", "devuelto", "firme"}
+BOOLEANOS = {"eliminado", "devuelto"}
 # Fields that decide what an entity's movements are worth (see sync.reglas.abono).
 ABONAN = {"pedido": {"creado_en", "estado", "devuelto", "items"}, "ajuste": {"creado_en", "firme", "movimiento"}}
 # Fields whose every write is kept, to find concurrent pairs.
@@ -280,7 +280,7 @@ def _guardar_movimientos(sql: Crudo, lote: Sequence[Cambio]) -> None:
 
 _MOVIMIENTOS = {
     "pedido": (
-        "SELECT mv.clave, mv.nodo, mv.producto_id, mv.unidades, s.origen, e.estado, e.devuelto, 0"
+        "SELECT mv.clave, mv.nodo, mv.producto_id, mv.unidades, s.origen, e.estado, e.devuelto, NULL"
         " FROM movimientos mv"
         " LEFT JOIN sellos s ON s.entidad = 'pedido' AND s.clave = mv.clave AND s.campo = 'creado_en'"
         " LEFT JOIN pedidos e ON e.id = mv.clave"
@@ -316,7 +316,7 @@ def _abonos(
         else:
             continue
         for _, nodo, pid, unidades, ganador, estado, devuelto, firme in filas:
-            abono, devolver, confirmar = reglas.abono(unidades, nodo, ganador, estado, bool(devuelto), bool(firme))
+            abono, devolver, confirmar = reglas.abono(unidades, nodo, ganador, estado, bool(devuelto), firme)
             if abono:
                 abonadas[(pid, nodo)] += abono
             por_devolver[pid] += devolver

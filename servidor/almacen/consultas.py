@@ -241,7 +241,7 @@ def ajuste(conn: Connection, id: str) -> dict[str, Any] | None:
     if not filas:
         return None
     id_, producto_id, cantidad, firme = filas[0]
-    return {"id": id_, "producto_id": producto_id, "cantidad": cantidad, "firme": bool(firme)}
+    return {"id": id_, "producto_id": producto_id, "cantidad": cantidad, "firme": firme}
 
 
 def por_asentar(conn: Connection) -> dict[tuple[str, str], list[tuple[str, int]]]:
@@ -249,7 +249,7 @@ def por_asentar(conn: Connection) -> dict[tuple[str, str], list[tuple[str, int]]
 
     Cancelled orders not yet ``devuelto``, with their cancellations; keyed
     adjustments that add units and are not yet ``firme``, with their
-    creations.
+    creations (see :func:`ganador` for which one counts).
     """
     sql = crudo(conn)
     esperan: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
@@ -260,13 +260,21 @@ def por_asentar(conn: Connection) -> dict[tuple[str, str], list[tuple[str, int]]
         pedidos,
     ):
         esperan[("pedido", clave)].append((origen, int(seq)))
-    ajustes = [f[0] for f in sql.filas("SELECT id FROM ajustes WHERE firme = 0 AND cantidad > 0")]
+    ajustes = [f[0] for f in sql.filas("SELECT id FROM ajustes WHERE firme IS NULL AND cantidad > 0")]
     for clave, origen, seq in sql.en(
         "SELECT clave, origen, seq FROM escrituras WHERE entidad = 'ajuste' AND campo = 'huella' AND clave IN {en}",
         ajustes,
     ):
         esperan[("ajuste", clave)].append((origen, int(seq)))
     return dict(esperan)
+
+
+def ganador(conn: Connection, entidad: str, id: str) -> str | None:
+    """The node whose creation of ``entidad`` ``id`` won here (the origin of its creation's stamp)."""
+    filas = crudo(conn).filas(
+        "SELECT origen FROM sellos WHERE entidad = ? AND clave = ? AND campo = 'creado_en'", (entidad, id)
+    )
+    return str(filas[0][0]) if filas else None
 
 
 def cuenta_cambios(conn: Connection) -> int:

@@ -170,7 +170,7 @@ ajustes = Table(
     Column("producto_id", ID),
     Column("cantidad", BigInteger),
     Column("creado_en", String(40)),
-    Column("firme", Boolean, nullable=False, server_default=false()),
+    Column("firme", ID),  # the node whose creation counts, once settled
     Column("huella", String(64)),
     Index("ix_ajustes_producto_id", "producto_id"),
     **OPCIONES,

@@ -145,7 +145,9 @@ class Dominio:
             repetida.clear()
             if clave is not None:
                 guardada = consultas.huella(tx.conn, entidad, id)
-                if guardada is not None:
+                # A creation with no fingerprint here is one whose changes have only partly
+                # arrived (a keyed id is never made without one): create it again, it merges.
+                if guardada is not None and guardada[0] is not None:
                     idempotencia.repetir(guardada[0], huella, entidad, id)
                     repetida.append(True)
                     return
@@ -226,7 +228,7 @@ class Dominio:
         if cantidad < 0:
             tx.sumar_stock(producto_id, "salidas", -cantidad)
         elif self.nodos == 1:  # no other node can have taken the key: settled at once
-            tx.poner("ajuste", id, "firme", True)
+            tx.poner("ajuste", id, "firme", self.nodo_id)
 
     async def listar_productos(self, pagina: v.Pagina | None = None) -> list[dict[str, Any]]:
         return await self._leer(consultas.productos, **_pagina(pagina))
@@ -268,7 +270,7 @@ class Dominio:
             repetida.clear()
             producto = _existe(consultas.producto(tx.conn, id), "producto", id)
             guardada = consultas.huella(tx.conn, "ajuste", ajuste_id)
-            if guardada is not None:
+            if guardada is not None and guardada[0] is not None:
                 idempotencia.repetir(guardada[0], huella, "ajuste", ajuste_id)
                 repetida.append(True)
                 return
@@ -431,8 +433,14 @@ class Dominio:
             # Read again inside the transaction: a settle must never be written twice for nothing.
             aun = consultas.por_asentar(tx.conn)
             for entidad, clave in listos:
-                if (entidad, clave) in aun:
-                    tx.poner(entidad, clave, "devuelto" if entidad == "pedido" else "firme", True)
+                if (entidad, clave) not in aun:
+                    continue
+                if entidad == "pedido":
+                    tx.poner(entidad, clave, "devuelto", True)
+                elif (ganador := consultas.ganador(tx.conn, entidad, clave)) is not None:
+                    # Every creation of it is here now: name the one that counts, so that no
+                    # node that has not heard of them all yet can credit another one meanwhile.
+                    tx.poner(entidad, clave, "firme", ganador)
 
         await self.almacen.escribir(op)
         return len(listos), len(listos) < len(esperan)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 from servidor.acceso import Rol
 from tests.credenciales import TOKENS
@@ -307,3 +307,45 @@ async def test_a_page_without_a_token_says_so_and_connects_once_one_is_typed_in(
     await expect(pagina.locator("#conexion")).to_have_text("Conectado a nodo1")
     await expect(pagina.locator("#en-vivo")).to_have_text("En vivo")
     await expect(vista(pagina, "pedidos").get_by_role("table", name="Pedidos")).to_contain_text("No hay pedidos.")
+
+
+async def test_an_order_whose_answer_was_lost_is_retried_on_the_next_node_with_its_key_and_taken_once(
+    clusters: FabricaClusters, abrir: AbrirPagina
+) -> None:
+    c = await clusters(3)
+    await sembrar(c["nodo1"], "/api/clientes", {"nombre": "Bea Ruiz", "email": "bea@example.com"})
+    producto = await sembrar(c["nodo1"], "/api/productos", {"nombre": "Lámpara", "precio": "20.00", "stock": 5})
+    await esperar_en([c["nodo2"], c["nodo3"]], f"/api/productos/{producto['id']}")
+    pagina = await abrir(c["nodo1"], "pedidos")
+    await expect(pagina.locator("#conexion")).to_have_text("Conectado a nodo1")
+
+    # nodo1 takes the order, and its answer never reaches the page.
+    enviadas: list[dict[str, object]] = []
+
+    async def perder_la_respuesta(ruta: Route) -> None:
+        cuerpo = ruta.request.post_data_json or {}
+        if "crearPedido" in str(cuerpo.get("query", "")) and not enviadas:
+            enviadas.append(cuerpo)
+            await ruta.fetch()  # it reaches nodo1 and commits there
+            await ruta.abort("connectionreset")
+            return
+        await ruta.continue_()
+
+    await pagina.route(f"{c['nodo1'].url}/graphql", perder_la_respuesta)
+    formulario = await rellenar_pedido(pagina, "Bea Ruiz", [("Lámpara", 2)])
+    await formulario.get_by_role("button", name="Crear pedido").click()
+    await expect(aviso(pagina, "pedidos")).to_have_text(
+        re.compile(r"Pedido \S+ creado: total 40.00 €\."), timeout=PLAZO_FAILOVER_MS
+    )
+    assert enviadas and enviadas[0]["variables"]["clave"]  # type: ignore[index]
+
+    async def uno_solo() -> bool:
+        for nodo in c:
+            async with nodo.cliente() as http:
+                pedidos = (await http.get("/api/pedidos")).json()
+                stock = (await http.get(f"/api/productos/{producto['id']}")).json()["stock"]
+            if len(pedidos) != 1 or stock != 3:
+                return False
+        return True
+
+    await esperar(uno_solo, 15, que="one order, sold once, on every node")

@@ -86,9 +86,12 @@ def test_credits_never_come_back_once_given_and_wait_while_a_cancellation_can_lo
     assert reglas.abono(-3, "a", "a", "cancelado", devuelto=True) == (3, 0, 0)
     assert reglas.abono(-3, "a", "a", "enviado", devuelto=True) == (0, 0, 0)
     assert reglas.abono(-3, "b", "a", "enviado") == (3, 0, 0)  # a losing creation's units, at once
-    assert reglas.abono(5, "a", "a", firme=False) == (0, 0, 5)
-    assert reglas.abono(5, "a", "a", firme=True) == (5, 0, 0)
-    assert reglas.abono(5, "b", "a", firme=True) == (0, 0, 0)  # the duplicate of a keyed restock
+    assert reglas.abono(5, "a", "a") == (0, 0, 5)
+    assert reglas.abono(5, "a", "a", firme="a") == (5, 0, 0)
+    assert reglas.abono(5, "b", "a", firme="a") == (0, 0, 0)  # the duplicate of a keyed restock
+    # Settled by a node that knew every creation: a node that has heard only of its own still
+    # credits nothing to it, so nothing credited is ever taken back.
+    assert reglas.abono(5, "b", "b", firme="a") == (0, 0, 0)
 
 
 # --- three stores ----------------------------------------------------------------------
@@ -273,4 +276,47 @@ async def test_a_cancels_units_are_sold_again_only_once_every_node_has_the_cance
         if cambio.campo == "devuelto"
     ]
     assert len({(x.origen, x.seq) for x in devueltos}) >= 1
+    assert await digest(a) == await digest(b) == await digest(c)
+
+
+async def test_an_order_taken_with_one_key_on_two_cut_off_stores_is_one_order_sold_once(tres: list[Dominio]) -> None:
+    a, b, c = tres
+    cliente = await a.crear_cliente({"nombre": "Ana", "email": "ana@example.com"})
+    producto = await a.crear_producto({"nombre": "Taza", "precio": "4.50", "stock": 0})
+    await todos_con_todos(tres)
+    await a.ajustar_stock(producto["id"], 10)
+    await b.ajustar_stock(producto["id"], 10)
+    await todos_con_todos(tres)
+    pedido = {"cliente_id": cliente["id"], "items": [{"producto_id": producto["id"], "cantidad": 3}]}
+    uno = await a.crear_pedido(pedido, clave="k1")
+    otro = await b.crear_pedido(pedido, clave="k1")  # b has not heard of a's
+    assert uno["id"] == otro["id"]
+    await todos_con_todos(tres)
+    for d in tres:
+        p = await d.obtener_producto(producto["id"])
+        assert (p["stock"], sum(p["derechos"].values())) == (17, 17)
+        assert len(await d.listar_pedidos()) == 1
+        assert not [x for x in await d.conflictos() if x["campo"] == "huella"]
+    again = await c.crear_pedido(pedido, clave="k1")
+    assert isinstance(again, dict) and again["id"] == uno["id"]
+    assert await digest(a) == await digest(b) == await digest(c)
+
+
+async def test_a_restock_taken_with_one_key_on_two_cut_off_stores_counts_once_once_settled(
+    tres: list[Dominio],
+) -> None:
+    a, b, c = tres
+    producto = await a.crear_producto({"nombre": "Taza", "precio": "4.50", "stock": 0})
+    await todos_con_todos(tres)
+    await a.ajustar_stock(producto["id"], 5, clave="r1")
+    await b.ajustar_stock(producto["id"], 5, clave="r1")
+    for d in (a, b):  # each may have taken it alone: nothing sellable yet
+        p = await d.obtener_producto(producto["id"])
+        assert (p["stock"], p["por_confirmar"]) == (0, 5)
+    await sincronizar(a.almacen, c.almacen)  # c hears of a's only
+    assert (await c.obtener_producto(producto["id"]))["por_confirmar"] == 5
+    await todos_con_todos(tres)
+    for d in tres:
+        p = await d.obtener_producto(producto["id"])
+        assert (p["stock"], p["por_confirmar"], sum(p["derechos"].values())) == (5, 0, 5)
     assert await digest(a) == await digest(b) == await digest(c)
