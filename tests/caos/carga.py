@@ -81,6 +81,12 @@ class Intento:
     detalle: str = ""
     repetida: bool = False  # answered as a replay of an earlier creation (``Idempotent-Replayed``)
     curado: bool = False  # sent once the cluster had healed and converged
+    http: int | None = None  # the answer's status; None when none came
+
+    @property
+    def rechazada(self) -> bool:
+        """Refused by a node that answered (not merely unreachable)."""
+        return self.resultado == FALLIDA and self.http is not None
 
 
 @dataclass
@@ -110,12 +116,17 @@ class Operacion:
         return (self.nodo, self.datos["cliente_id"], items)
 
     def concluir(self) -> None:
-        """The outcome of all attempts: ok if any was; refused if every one was, or a healed cluster refused it."""
+        """The outcome of all attempts: ok if any was; refused if every one was, or a healed cluster refused it.
+
+        Once the cluster has healed and converged every node knows every key,
+        so a node that refuses a key's create proves that no creation of it
+        happened anywhere; a node that cannot be reached proves nothing.
+        """
         ultimo = self.intentos[-1]
         self.fin, self.detalle = ultimo.fin, ultimo.detalle
         if any(i.resultado == OK for i in self.intentos):
             self.resultado = OK
-        elif ultimo.resultado == FALLIDA and (ultimo.curado or all(i.resultado == FALLIDA for i in self.intentos)):
+        elif (ultimo.curado and ultimo.rechazada) or all(i.resultado == FALLIDA for i in self.intentos):
             self.resultado = FALLIDA
         else:
             self.resultado = INCIERTA
@@ -216,6 +227,7 @@ class Carga:
         except httpx.TransportError as e:
             intento.resultado, intento.detalle = INCIERTA, type(e).__name__
         else:
+            intento.http = r.status_code
             if r.is_success:
                 intento.resultado = OK
                 intento.repetida = r.headers.get(CABECERA_REPETIDA) == "true"

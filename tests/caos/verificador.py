@@ -106,7 +106,7 @@ class Informe:
             f"orders acknowledged {self.reconocidos}: lost {self.perdidos}, duplicated {self.duplicados}, "
             f"never read {self.nunca_leidos} (uncertain), recovered {self.recuperados} (uncertain)",
             f"keyed creates {self.con_clave}: sent again {self.reenviadas}, replays answered {self.repeticiones}, "
-            f"settled after heal {self.tras_curar}",
+            f"sent again after heal {self.tras_curar}",
             f"estado clashes {self.choques}; estado readings {self.lecturas}, going back {self.retrocesos}",
             f"convergence {conv}; messages per operation {self.mensajes_por_op:.1f}",
             f"invariant violations {len(self.violaciones)}",

@@ -300,7 +300,10 @@ def test_a_keyed_create_refused_everywhere_made_nothing() -> None:
     pid = id_de_clave("pedido", clave)
     # Uncertain, then refused by a healed cluster: it never happened.
     op = pedido_con_clave(clave, ("nodo1", INCIERTA, False))
-    op.intentos.append(Intento("nodo2", 0.0, 0.0, FALLIDA, "409 STOCK_INSUFICIENTE", curado=True))
+    op.intentos.append(Intento("nodo2", 0.0, 0.0, FALLIDA, "ConnectError", curado=True))
+    op.concluir()
+    assert op.resultado == INCIERTA, "a node that could not be reached proves nothing"
+    op.intentos.append(Intento("nodo2", 0.0, 0.0, FALLIDA, "409 STOCK_INSUFICIENTE", curado=True, http=409))
     op.concluir()
     assert op.resultado == FALLIDA
     assert veredicto([op], [foto("nodo1", {}, 10)]).valido
