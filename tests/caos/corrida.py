@@ -8,9 +8,12 @@ compose their own runs:
    node started with its clock offset, if the plan gives it one;
 2. :func:`preparar_catalogo` — clients and products, created on one node and
    waited for on all;
-3. the workload (``carga``) and the nemesis, together, for the plan's duration;
+3. the workload (``carga``, with its watcher) and the nemesis, together, for
+   the plan's duration;
 4. ``Nemesis.curar`` and :func:`esperar_convergencia` — the time from heal to
-   equal digests and vectors on every node;
+   equal digests and vectors on every node, with nothing left to settle;
+   then the creates still uncertain are sent again (``Carga.resolver``) and
+   the cluster awaited once more;
 5. :func:`cerrar_y_verificar` — read every node's list of orders, stop the
    nodes, photograph their databases, rebuild each from its change log, and
    ask the checker for its verdict.
@@ -32,6 +35,7 @@ from tests.caos.carga import Carga, Catalogo, Operacion
 from tests.caos.foto import Foto, fotografiar_base, reconstruir
 from tests.caos.nemesis import Nemesis, Plan
 from tests.caos.verificador import Entrada, Informe, verificar
+from tests.caos.vigia import Lectura
 from tests.procesos import Cluster, ProcesoNodo, esperar
 from tests.proxy import Proxies, abrir_proxies
 
@@ -76,11 +80,30 @@ async def iguales(cluster: Cluster) -> bool:
     return all(v == vistas[0] for v in vistas[1:])
 
 
+async def asentado(nodo: ProcesoNodo) -> bool:
+    """Whether ``nodo`` holds no units apart: every cancellation and keyed restock is settled."""
+    async with nodo.cliente(timeout=5.0) as http:
+        desde = 0
+        while True:
+            r = await http.get("/api/productos", params={"limite": MAX_PAGINA, "desde": desde})
+            r.raise_for_status()
+            if any(p["por_devolver"] or p["por_confirmar"] for p in r.json()):
+                return False
+            if len(r.json()) < MAX_PAGINA:
+                return True
+            desde += MAX_PAGINA
+
+
+async def quieto(cluster: Cluster) -> bool:
+    """Equal digests and vectors, and nothing left to settle (a settle is a write still to come)."""
+    return await iguales(cluster) and all([await asentado(n) for n in cluster]) and await iguales(cluster)
+
+
 async def esperar_convergencia(cluster: Cluster, plazo: float = PLAZO_CONVERGENCIA_S) -> float | None:
-    """Seconds until every node answers the same digest and vector; None past ``plazo``."""
+    """Seconds until every node answers the same digest and vector, all settled; None past ``plazo``."""
     inicio = time.monotonic()
     try:
-        await esperar(lambda: iguales(cluster), plazo, 0.1, "equal digests", ignorar=(httpx.HTTPError,))
+        await esperar(lambda: quieto(cluster), plazo, 0.1, "equal digests", ignorar=(httpx.HTTPError,))
     except TimeoutError:
         return None
     return time.monotonic() - inicio
@@ -138,6 +161,7 @@ async def cerrar_y_verificar(
     carpeta: Path,
     reloj: str | None = None,
     mensajes: int = 0,
+    lecturas: Sequence[Lectura] = (),
 ) -> Informe:
     """Read lists, stop the nodes, photograph and rebuild each database, and check."""
     listas = await leer_listas(cluster)
@@ -156,6 +180,8 @@ async def cerrar_y_verificar(
         reloj=reloj,
         rechazos_deriva=rechazos_deriva(cluster),
         mensajes=mensajes,
+        lecturas=lecturas,
+        clientes_iniciales=catalogo.clientes,
     )
     return verificar(entrada)
 
@@ -182,8 +208,12 @@ async def correr(plan: Plan, crear: CrearCluster, proxies: Proxies, carpeta: Pat
             await nemesis.curar()
         plazo = PLAZO_CONVERGENCIA_S + max(plan.desfases.values(), default=0) / 1000
         convergencia = await esperar_convergencia(c, plazo)
+        if convergencia is not None and await carga.resolver() and await esperar_convergencia(c, plazo) is None:
+            convergencia = None  # what the creates sent again wrote did not reach every node
         mensajes = sum(p.mensajes for p in proxies.values()) - mensajes_antes
-        informe = await cerrar_y_verificar(c, historia, catalogo, convergencia, carpeta, plan.reloj, mensajes)
+        informe = await cerrar_y_verificar(
+            c, historia, catalogo, convergencia, carpeta, plan.reloj, mensajes, carga.lecturas
+        )
     finally:
         nemesis.reanudar()  # a run cut short must not leave a node stopped by SIGSTOP
     return Resultado(plan, informe)

@@ -1,11 +1,16 @@
 """What the checker reads of a node once the run is over: a :class:`Foto`.
 
 A photo is taken from the node's own database, with the node stopped, so
-that it shows what the node would serve and also what the API hides
-(deleted orders and their ``estado``, the change log). :func:`reconstruir`
-replays a change log into a fresh store through ``Almacen.fusionar``, the
-one path by which a peer's changes are applied: if the log and the tables of
-a node agree, the fresh store ends with the node's digest.
+that it shows what the node would serve and also what the API hides:
+deleted orders, their ``estado`` and the ``estado`` the delete saw
+(``eliminado_en``; the ``eliminado`` column is derived from the two),
+whether a cancellation's units were returned (``devuelto``), keyed stock
+adjustments and whether they are settled (``firme``), the units each product
+holds apart (``por_devolver``, ``por_confirmar``), and the change log.
+:func:`reconstruir` replays a change log into a fresh store through
+``Almacen.fusionar``, the one path by which a peer's changes are applied: if
+the log and the tables of a node agree, the fresh store ends with the node's
+digest.
 """
 
 from __future__ import annotations
@@ -34,13 +39,18 @@ class Foto:
     nodo: str
     digest: str
     vector: dict[str, int]
-    # id → {estado, eliminado, visible, cliente_id, nodo_origen, items: [(producto_id, cantidad)]}
+    # id → {estado, eliminado_en, eliminado, visible, creado, devuelto, cliente_id, nodo_origen,
+    #       items: [(producto_id, cantidad)]}; ``eliminado`` is the derived column as stored
     pedidos: dict[str, dict[str, Any]]
-    stock: dict[str, int]
+    stock: dict[str, int]  # created products' stock
     conflictos: list[dict[str, Any]]
     cambios: list[Cambio]
     digest_reconstruido: str | None = None
-    lectura_api: list[str] = field(default_factory=list)  # ids of GET /api/pedidos, in order, as read
+    lectura_api: list[str] | None = None  # ids of GET /api/pedidos, in order, as read (None: not read)
+    por_devolver: dict[str, int] = field(default_factory=dict)
+    por_confirmar: dict[str, int] = field(default_factory=dict)
+    clientes: set[str] = field(default_factory=set)  # created clients, deleted or not
+    ajustes: dict[str, dict[str, Any]] = field(default_factory=dict)  # created: id → {producto_id, cantidad, firme}
 
 
 def _pedidos(conn: Connection) -> dict[str, dict[str, Any]]:
@@ -48,9 +58,11 @@ def _pedidos(conn: Connection) -> dict[str, dict[str, Any]]:
     pedidos = {
         f.id: {
             "estado": f.estado,
+            "eliminado_en": f.eliminado_en,
             "eliminado": bool(f.eliminado),
             "visible": f.creado_en is not None and not f.eliminado,
             "creado": f.creado_en is not None,
+            "devuelto": bool(f.devuelto),
             "cliente_id": f.cliente_id,
             "nodo_origen": f.nodo_origen,
             "items": [],
@@ -62,9 +74,24 @@ def _pedidos(conn: Connection) -> dict[str, dict[str, Any]]:
     return pedidos
 
 
-def _stock(conn: Connection) -> dict[str, int]:
+def _productos(conn: Connection) -> dict[str, tuple[int, int, int]]:
+    """Created products: id → (stock, por_devolver, por_confirmar)."""
     t = m.productos
-    return {f.id: int(f.stock) for f in conn.execute(select(t.c.id, t.c.stock).where(t.c.creado_en.is_not(None)))}
+    consulta = select(t.c.id, t.c.stock, t.c.por_devolver, t.c.por_confirmar).where(t.c.creado_en.is_not(None))
+    return {f.id: (int(f.stock), int(f.por_devolver), int(f.por_confirmar)) for f in conn.execute(consulta)}
+
+
+def _clientes(conn: Connection) -> set[str]:
+    t = m.clientes
+    return {f.id for f in conn.execute(select(t.c.id).where(t.c.creado_en.is_not(None)))}
+
+
+def _ajustes(conn: Connection) -> dict[str, dict[str, Any]]:
+    t = m.ajustes
+    return {
+        f.id: {"producto_id": f.producto_id, "cantidad": int(f.cantidad), "firme": bool(f.firme)}
+        for f in conn.execute(select(t).where(t.c.creado_en.is_not(None)).order_by(t.c.id))
+    }
 
 
 def _cambios(conn: Connection) -> list[Cambio]:
@@ -74,14 +101,19 @@ def _cambios(conn: Connection) -> list[Cambio]:
 
 async def fotografiar(almacen: Almacen) -> Foto:
     """Read a photo from an open store."""
+    productos = await almacen.leer(_productos)
     return Foto(
         nodo=almacen.nodo_id,
         digest=await almacen.leer(consultas.digest),
         vector=almacen.vector,
         pedidos=await almacen.leer(_pedidos),
-        stock=await almacen.leer(_stock),
+        stock={pid: p[0] for pid, p in productos.items()},
+        por_devolver={pid: p[1] for pid, p in productos.items()},
+        por_confirmar={pid: p[2] for pid, p in productos.items()},
         conflictos=await almacen.leer(consultas.conflictos),
         cambios=await almacen.leer(_cambios),
+        clientes=await almacen.leer(_clientes),
+        ajustes=await almacen.leer(_ajustes),
     )
 
 

@@ -8,20 +8,16 @@ answers an :class:`Informe`; nothing here touches a node. The invariants of
   holds the same digest and version vector.
 - ``pedidos`` (Jepsen's set-full): every creation answered ok is on every
   node (else *lost*); no order shows twice in a node's list, nor more copies
-  of one signature (node, client, items) than creations could have made
-  (*duplicated*); an order no operation could have made is a violation.
-  Creations of uncertain outcome found in the state are *recovered*, those
-  found nowhere are *never read*: both are allowed. An order is hidden as
-  deleted only if a deletion of it was answered ok or left uncertain.
-- ``stock`` (Maelstrom's pn-counter): per product, the converged stock lies
-  in the range the restocks allow — all ok ones, any subset of the uncertain
-  ones — minus the units of the orders in the state that are not cancelled;
-  and it is never negative, neither converged nor in any answer during the run.
-- ``estado``: each order has the same ``estado`` on every node, a value some
-  write of the log gave it; every clash — two writes of one order's
-  ``estado`` made from the same base, neither having seen the other — is
-  recorded in ``conflictos`` on every node, and every recorded clash is such
-  a pair. Which write wins is the merge rule's business, not the checker's.
+  of one unkeyed creation's signature (node, client, items) than creations
+  could have made (*duplicated*); an order no operation could have made is a
+  violation. Creations of uncertain outcome found in the state are
+  *recovered*, those found nowhere are *never read*: both are allowed. An
+  order is deleted (``eliminado_en``) only if a deletion of it was answered
+  ok or left uncertain; it is hidden exactly when ``sync.reglas.oculto``
+  says, and a node lists exactly the orders it does not hide.
+- ``idempotencia``: creates sent with a key (``claves``).
+- ``stock`` and ``envio``: units (``unidades``).
+- ``estado`` and ``retroceso``: the order's life (``estados``).
 - ``registro``: replaying a node's change log into a fresh store gives the
   node's digest (the log and the tables agree).
 - ``reloj``: a node ahead by less than ``max_clock_drift_ms`` is never
@@ -30,14 +26,19 @@ answers an :class:`Informe`; nothing here touches a node. The invariants of
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.reglas import sello_texto
+from servidor.dominio.ids import id_de_clave
+from sync import reglas
 from tests.caos.carga import FALLIDA, OK, Operacion, resumen
+from tests.caos.claves import verificar_claves
+from tests.caos.estados import verificar_estados
 from tests.caos.foto import Foto
+from tests.caos.unidades import verificar_unidades
+from tests.caos.vigia import Lectura
 
 Firma = tuple[str, str, tuple[tuple[str, int], ...]]
 
@@ -62,6 +63,8 @@ class Entrada:
     reloj: str | None = None  # "leve", "lejano" or None: the clock fault of the run
     rechazos_deriva: int = 0  # DERIVA_RELOJ refusals the nodes logged
     mensajes: int = 0  # websocket messages between nodes
+    lecturas: Sequence[Lectura] = ()  # every estado an answer or the watcher showed
+    clientes_iniciales: Sequence[str] | None = None  # the catalogue's clients (None: do not check clients)
 
 
 @dataclass
@@ -73,6 +76,12 @@ class Informe:
     nunca_leidos: int = 0
     recuperados: int = 0
     choques: int = 0
+    con_clave: int = 0  # creates sent with a key
+    reenviadas: int = 0  # of those, sent more than once
+    repeticiones: int = 0  # answers that were replays of an earlier creation
+    tras_curar: int = 0  # creates still uncertain when the cluster healed, sent again then
+    lecturas: int = 0
+    retrocesos: int = 0
     convergencia_s: float | None = None
     mensajes_por_op: float = 0.0
     violaciones: list[Violacion] = field(default_factory=list)
@@ -96,7 +105,9 @@ class Informe:
         filas += [
             f"orders acknowledged {self.reconocidos}: lost {self.perdidos}, duplicated {self.duplicados}, "
             f"never read {self.nunca_leidos} (uncertain), recovered {self.recuperados} (uncertain)",
-            f"estado clashes {self.choques}",
+            f"keyed creates {self.con_clave}: sent again {self.reenviadas}, replays answered {self.repeticiones}, "
+            f"sent again after heal {self.tras_curar}",
+            f"estado clashes {self.choques}; estado readings {self.lecturas}, going back {self.retrocesos}",
             f"convergence {conv}; messages per operation {self.mensajes_por_op:.1f}",
             f"invariant violations {len(self.violaciones)}",
             *(f"  {v}" for v in self.violaciones[:20]),
@@ -120,8 +131,9 @@ def verificar(e: Entrada) -> Informe:
         return inf
     _convergencia(e, inf)
     _pedidos(e, inf)
-    _stock(e, inf)
-    _estado(e, inf)
+    verificar_claves(e, inf)
+    verificar_unidades(e, inf)
+    verificar_estados(e, inf)
     _registro(e, inf)
     _reloj(e, inf)
     return inf
@@ -140,23 +152,29 @@ def _convergencia(e: Entrada, inf: Informe) -> None:
 
 def _pedidos(e: Entrada, inf: Informe) -> None:
     creaciones = [op for op in e.historia if op.tipo == "crear_pedido"]
-    reconocidos = {op.pedido_id: op for op in creaciones if op.resultado == OK and op.pedido_id}
+    reconocidos = {pid: op for op in creaciones if op.resultado == OK and (pid := _id(op))}
     inf.reconocidos = len(reconocidos)
     borrados = {op.pedido_id for op in e.historia if op.tipo == "eliminar_pedido" and op.resultado != FALLIDA}
-    inciertas: Counter[Firma] = Counter(op.firma() for op in creaciones if op.resultado not in (OK, FALLIDA))
-    por_firma_ok = Counter(op.firma() for op in reconocidos.values())
+    # Keyed creations are known by their id; the others by their signature.
+    con_clave = {pid for op in creaciones if op.clave is not None and (pid := _id(op))}
+    inciertas_con_clave = {_id(op) for op in creaciones if op.clave is not None and op.resultado not in (OK, FALLIDA)}
+    sin_clave = [op for op in creaciones if op.clave is None]
+    inciertas: Counter[Firma] = Counter(op.firma() for op in sin_clave if op.resultado not in (OK, FALLIDA))
+    por_firma_ok = Counter(op.firma() for op in sin_clave if op.resultado == OK)
     perdidos: set[str] = set()
     recuperados = duplicados = 0
     for foto in e.fotos:
-        repetidos = [i for i, n in Counter(foto.lectura_api).items() if n > 1]
+        repetidos = [i for i, n in Counter(foto.lectura_api or ()).items() if n > 1]
         if repetidos:
             duplicados += len(repetidos)
             inf.violar("pedidos", f"{foto.nodo} lists {len(repetidos)} order(s) more than once: {repetidos[:3]}")
         creados = {pid: p for pid, p in foto.pedidos.items() if p["creado"]}
         perdidos |= set(reconocidos) - set(creados)
-        sobrantes: Counter[Firma] = Counter(_firma(p) for pid, p in creados.items() if pid not in reconocidos)
-        recuperados_aqui = 0
-        for firma, n in sobrantes.items():
+        sobrantes = [pid for pid in creados if pid not in reconocidos]
+        recuperados_aqui = sum(pid in inciertas_con_clave for pid in sobrantes)
+        # A keyed order every creation of which was refused is ``idempotencia``'s to report.
+        firmas: Counter[Firma] = Counter(_firma(creados[pid]) for pid in sobrantes if pid not in con_clave)
+        for firma, n in firmas.items():
             explicables = inciertas[firma]
             recuperados_aqui += min(n, explicables)
             if n > explicables:
@@ -167,87 +185,44 @@ def _pedidos(e: Entrada, inf: Informe) -> None:
                 else:
                     inf.violar("pedidos", f"{foto.nodo}: {exceso} order(s) no operation could have made: {firma}")
         recuperados = max(recuperados, recuperados_aqui)
-        for pid, p in creados.items():
-            if p["eliminado"] and pid not in borrados:
-                inf.violar("pedidos", f"{foto.nodo}: order {pid} is deleted, but no deletion of it may have happened")
+        _borrados(inf, foto, creados, borrados)
     for pid in sorted(perdidos):
         faltan = [f.nodo for f in e.fotos if not f.pedidos.get(pid, {}).get("creado")]
         inf.violar("pedidos", f"acknowledged order {pid} (by {reconocidos[pid].nodo}) missing on {faltan}")
     inf.perdidos = len(perdidos)
     inf.duplicados = duplicados
     inf.recuperados = recuperados
-    inf.nunca_leidos = sum(inciertas.values()) - recuperados
+    inf.nunca_leidos = len(inciertas_con_clave) + sum(inciertas.values()) - recuperados
+
+
+def _id(op: Operacion) -> str | None:
+    """The order a creation made: the one its key names, or the one its answer showed."""
+    return id_de_clave("pedido", op.clave) if op.clave is not None else op.pedido_id
 
 
 def _firma(p: dict[str, Any]) -> Firma:
     return (p["nodo_origen"], p["cliente_id"], tuple(sorted(p["items"])))
 
 
-def _stock(e: Entrada, inf: Informe) -> None:
-    seguro: Counter[str] = Counter()
-    arriba: Counter[str] = Counter()
-    abajo: Counter[str] = Counter()
-    for op in e.historia:
-        if op.stock_visto is not None and op.stock_visto < 0:
-            inf.violar("stock", f"{op.nodo} answered operation {op.n} with negative stock {op.stock_visto}")
-        if op.tipo != "reponer" or op.resultado == FALLIDA:
-            continue
-        pid, n = op.datos["producto_id"], int(op.datos["cantidad"])
-        if op.resultado == OK:
-            seguro[pid] += n
-        elif n > 0:
-            arriba[pid] += n
-        else:
-            abajo[pid] += n
-    for foto in e.fotos:
-        vendidos: Counter[str] = Counter()
-        for p in foto.pedidos.values():
-            if p["creado"] and p["estado"] != "cancelado":
-                for pid, cantidad in p["items"]:
-                    vendidos[pid] += cantidad
-        for pid, inicial in e.stock_inicial.items():
-            stock = foto.stock.get(pid)
-            if stock is None:
-                inf.violar("stock", f"{foto.nodo}: product {pid} is missing")
-                continue
-            if stock < 0:
-                inf.violar("stock", f"{foto.nodo}: product {pid} has negative stock {stock}")
-            base = inicial + seguro[pid] - vendidos[pid]
-            minimo, maximo = base + abajo[pid], base + arriba[pid]
-            if not minimo <= stock <= maximo:
-                inf.violar("stock", f"{foto.nodo}: product {pid} has {stock} units, allowed {minimo}..{maximo}")
-
-
-def _estado(e: Entrada, inf: Informe) -> None:
-    ids = sorted({pid for f in e.fotos for pid, p in f.pedidos.items() if p["creado"]})
-    for pid in ids:
-        estados = {f.nodo: f.pedidos.get(pid, {}).get("estado") for f in e.fotos}
-        if len(set(estados.values())) > 1:
-            inf.violar("estado", f"order {pid} has different estado on different nodes: {estados}")
-    for foto in e.fotos:
-        escrituras: dict[str, list[Any]] = defaultdict(list)
-        for c in foto.cambios:
-            if c.entidad == "pedido" and c.campo == "estado":
-                escrituras[c.clave].append(c)
-        for pid, p in foto.pedidos.items():
-            if p["creado"] and p["estado"] not in {c.valor for c in escrituras[pid]}:
-                inf.violar("estado", f"{foto.nodo}: order {pid} is {p['estado']!r}, a value no write gave it")
-        esperados: set[tuple[str, frozenset[str]]] = set()
-        for pid, lista in escrituras.items():
-            por_base: dict[str, list[str]] = defaultdict(list)
-            for c in lista:
-                if c.base is not None:
-                    por_base[c.base].append(sello_texto(c.sello))
-            for hermanos in por_base.values():
-                for i, a in enumerate(hermanos):
-                    for b in hermanos[i + 1 :]:
-                        esperados.add((pid, frozenset((a, b))))
-        registrados = {(c["pedido_id"], frozenset((c["ganador"], c["perdedor"]))) for c in foto.conflictos}
-        inf.choques = max(inf.choques, len(esperados))
-        for pid, par in sorted(esperados - registrados, key=str)[:10]:
-            inf.violar("estado", f"{foto.nodo}: clash on order {pid} between {sorted(par)} not recorded")
-        for pid, par in sorted(registrados - esperados, key=str)[:10]:
-            inf.violar("estado", f"{foto.nodo}: recorded clash on order {pid} {sorted(par)} is no concurrent pair")
+def _borrados(inf: Informe, foto: Foto, creados: dict[str, dict[str, Any]], borrados: set[str | None]) -> None:
+    """Deleted only by a deletion; hidden exactly as ``sync.reglas.oculto`` says; listed exactly when not hidden."""
+    for pid, p in creados.items():
+        if p.get("eliminado_en") is not None and pid not in borrados:
+            inf.violar("pedidos", f"{foto.nodo}: order {pid} is deleted, but no deletion of it may have happened")
+        oculto = reglas.oculto(p["estado"], p.get("eliminado_en"))
+        if p["eliminado"] != oculto:
+            inf.violar(
+                "pedidos",
+                f"{foto.nodo}: order {pid} in estado {p['estado']!r}, deleted in {p.get('eliminado_en')!r}, "
+                f"is {'hidden' if p['eliminado'] else 'shown'}",
+            )
+    if foto.lectura_api is None:
+        return
+    visibles = {pid for pid, p in creados.items() if not p["eliminado"]}
+    listados = set(foto.lectura_api)
+    if listados != visibles:
+        ocultos, faltan = sorted(listados - visibles)[:3], sorted(visibles - listados)[:3]
+        inf.violar("pedidos", f"{foto.nodo} lists hidden or unknown orders {ocultos}, omits visible ones {faltan}")
 
 
 def _registro(e: Entrada, inf: Informe) -> None:
