@@ -9,8 +9,10 @@ const CREAR = `mutation Crear($datos: ProductoEntrada!, $clave: String) {
   crearProducto(datos: $datos, claveIdempotencia: $clave) { ${CAMPOS} } }`;
 const PRECIO = `mutation Precio($id: ID!, $precio: Decimal!) {
   actualizarProducto(id: $id, datos: {precio: $precio}) { ${CAMPOS} } }`;
-const STOCK = `mutation Stock($productoId: ID!, $cantidad: Int!, $clave: String) {
-  ajustarStock(productoId: $productoId, cantidad: $cantidad, claveIdempotencia: $clave) { ${CAMPOS} } }`;
+// Restocks go without a key: a keyed addition counts only once every node has it, and the
+// person restocking wants to see the units at once. A create carries one (see graphql.js).
+const STOCK = `mutation Stock($productoId: ID!, $cantidad: Int!) {
+  ajustarStock(productoId: $productoId, cantidad: $cantidad) { ${CAMPOS} } }`;
 
 export function crearVista(conexion) {
   const aviso = avisos();
@@ -65,8 +67,7 @@ export function crearVista(conexion) {
     const reponer = el("button", { type: "button" }, "Reponer");
     reponer.addEventListener("click", () =>
       ejecutar(reponer, aviso, async () => {
-        const variables = { productoId: tr.dataset.id, cantidad: Number(cantidad.value), clave: crypto.randomUUID() };
-        const r = await conexion.consultar(STOCK, variables);
+        const r = await conexion.consultar(STOCK, { productoId: tr.dataset.id, cantidad: Number(cantidad.value) });
         await recargar();
         return `Stock de ${r.ajustarStock.nombre}: ${r.ajustarStock.stock} unidades.`;
       }),
