@@ -47,12 +47,19 @@ def recibir(ultimo: int, remoto: int, ahora_ms: int, max_deriva_ms: int) -> int:
     broken clock from dragging every other clock, and every later LWW
     decision, into its future.
     """
-    comprobar_deriva(remoto, ahora_ms, max_deriva_ms)
+    comprobar_deriva(remoto, ahora_ms, max_deriva_ms, ultimo)
     return max(ultimo + 1, remoto + 1, sello(ahora_ms))
 
 
-def comprobar_deriva(remoto: int, ahora_ms: int, max_deriva_ms: int) -> None:
-    adelanto = milisegundos(remoto) - ahora_ms
+def comprobar_deriva(remoto: int, ahora_ms: int, max_deriva_ms: int, ultimo: int = 0) -> None:
+    """Refuse ``remoto`` if it is more than ``max_deriva_ms`` ahead of this node's time.
+
+    This node's time is the later of its wall clock and its own last stamp:
+    after the wall clock is stepped back (an NTP correction), the stamps this
+    node already issued or accepted are still its present, and a peer's stamp
+    no later than them is no sign of a broken clock.
+    """
+    adelanto = milisegundos(remoto) - max(ahora_ms, milisegundos(ultimo))
     if adelanto > max_deriva_ms:
         raise DerivaReloj(
             f"stamp {remoto} is {adelanto} ms ahead of the local clock (max_clock_drift_ms is {max_deriva_ms})"
@@ -99,4 +106,12 @@ class Reloj:
         return self.ultimo
 
     def comprobar(self, remoto: int) -> None:
-        comprobar_deriva(remoto, self._ahora(), self.max_deriva_ms)
+        comprobar_deriva(remoto, self._ahora(), self.max_deriva_ms, self.ultimo)
+
+    def presente_ms(self) -> int:
+        """This node's present: the later of the wall clock and its last stamp."""
+        return max(self._ahora(), milisegundos(self.ultimo))
+
+    def adelanto_ms(self) -> int:
+        """How far this node's last stamp is ahead of its wall clock (0 when it is not)."""
+        return max(0, milisegundos(self.ultimo) - self._ahora())

@@ -169,7 +169,17 @@ class Almacen:
         hlc, siguiente, vector = await motores.transaccion(estado)
         siguiente = max(siguiente, vector.get(nodo_id, 0) + 1)
         log.info("%s: store open (%s), next seq %d, hlc %d", nodo_id, motores.dialecto, siguiente, hlc)
-        return cls(motores, nodo_id, Reloj(hlc, max_deriva_ms, ahora), siguiente, vector)
+        reloj = Reloj(hlc, max_deriva_ms, ahora)
+        if reloj.adelanto_ms() > max_deriva_ms:
+            # Its stamps never go back, so every change it makes is as far ahead, and peers
+            # refuse them (max_clock_drift_ms) until their wall clocks reach it.
+            log.warning(
+                "%s: this node's clock stamps run %.1f s ahead of its wall clock (it once ran ahead); "
+                "peers refuse its changes until their clocks catch up: see the README, Clocks",
+                nodo_id,
+                reloj.adelanto_ms() / 1000,
+            )
+        return cls(motores, nodo_id, reloj, siguiente, vector)
 
     async def cerrar(self) -> None:
         """Finish the work already queued, then close the database."""

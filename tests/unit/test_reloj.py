@@ -83,3 +83,23 @@ def test_a_shifted_wall_clock_runs_ahead_by_its_offset_and_no_offset_is_the_wall
     assert reloj.reloj_desplazado(0) is reloj.reloj_de_pared
     adelantado = reloj.reloj_desplazado(3000)
     assert 2990 <= adelantado() - reloj.reloj_de_pared() <= 3000
+
+
+def test_after_the_wall_clock_steps_back_a_peers_stamp_is_judged_against_the_nodes_own_present() -> None:
+    """An NTP step back of 2 s: a peer's stamp just past this node's last one is no broken clock."""
+    pared = [10_000]
+    r = Reloj(0, max_deriva_ms=500, ahora=lambda: pared[0])
+    r.tic()
+    pared[0] -= 2_000  # stepped back
+    del_par = sello(10_100)  # the peer's clock is right: 100 ms after our last stamp
+    r.comprobar(del_par)
+    assert milisegundos(r.observar(del_par)) == 10_100
+    with pytest.raises(DerivaReloj):
+        r.comprobar(sello(10_100 + 600))  # still refused past the drift, counted from our present
+    assert r.presente_ms() == 10_100 and r.adelanto_ms() == 2_100
+
+
+def test_a_node_whose_last_stamp_is_far_ahead_of_its_wall_clock_says_how_far() -> None:
+    r = Reloj(sello(86_400_000 + 5_000), ahora=lambda: 5_000)
+    assert r.adelanto_ms() == 86_400_000
+    assert Reloj(sello(1_000), ahora=lambda: 5_000).adelanto_ms() == 0
