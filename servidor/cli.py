@@ -18,14 +18,19 @@ websockets library's lines too. ``access_log`` (settings) governs every
 per-request and per-connection line: false, none of them shows (errors do);
 true, each shows in the node's format. Under ``--all`` the supervisor relays
 each child's lines under the same prefix and logs its own under
-``[supervisor] `` (see :mod:`servidor.supervisor`).
+``[supervisor] `` (see :mod:`servidor.supervisor`). It starts a node that
+crashed again after 0.5 s, doubling the wait with each crash up to 30 s (a
+run of 60 s or more resets it); it gives up on a node after 5 crashes within
+60 s, or at once when the node exits 2 (its settings are wrong: a restart
+would not mend them), and keeps the others running (see
+:mod:`servidor.reinicios`).
 
 Exit status:
 
 - 0: stopped cleanly on request (SIGINT or SIGTERM), including Ctrl-C —
   a requested stop that went well is not a failure, so it is not 130;
 - 1: a node failed while running; under ``--all``, any node died, exited
-  non-zero or had to be killed;
+  non-zero or had to be killed, even one that was restarted and then ran well;
 - 2: a usage or settings error;
 - 3: the node could not start (port taken, database unreachable: uvicorn's
   startup failure).
@@ -55,6 +60,8 @@ MAX_MENSAJE_WS = 5 * 1024 * 1024
 # What the supervisor allows a child after SIGTERM (uvicorn's grace plus the
 # lifespan's shutdown) before it sends SIGKILL.
 PLAZO_HIJOS_S = 15.0
+# Exit status of a usage or settings error.
+SALIDA_AJUSTES = 2
 FORMATO = "[{etiqueta}] %(asctime)s %(levelname)s %(name)s: %(message)s"
 # The loggers of the libraries under a node. They keep no handler of their own,
 # so that every line they write goes through the node's one handler and format.
@@ -96,7 +103,7 @@ def main(argv: Sequence[str] | None = None, entorno: Mapping[str, str] | None = 
         plan = preparar(argv, entorno)
     except (ErrorUso, ErrorAjustes) as e:
         sys.stderr.write(f"pedidos: error: {e}\n")
-        return 2
+        return SALIDA_AJUSTES
     if isinstance(plan, Ajustes):
         return ejecutar_nodo(plan)
     return ejecutar_todos(plan, entorno)
@@ -211,6 +218,7 @@ def ejecutar_nodo(ajustes: Ajustes) -> int:
 
 def ejecutar_todos(cluster: Cluster, entorno: Mapping[str, str]) -> int:
     """Run every node of ``cluster`` as a child process until SIGINT or SIGTERM."""
+    from servidor.reinicios import Politica
     from servidor.supervisor import Orden, Supervisor
 
     configurar_registro("supervisor")
@@ -219,7 +227,9 @@ def ejecutar_todos(cluster: Cluster, entorno: Mapping[str, str]) -> int:
         for n in cluster.nodes
     ]
     log.info("supervisor: running %d node(s) of %s", len(ordenes), cluster.ruta.resolve())
-    supervisor = Supervisor(ordenes, plazo=PLAZO_HIJOS_S, entorno=entorno)
+    # The defaults of Politica are the numbers the module docstring gives.
+    politica = Politica(definitivos={SALIDA_AJUSTES: "a usage or settings error"})
+    supervisor = Supervisor(ordenes, plazo=PLAZO_HIJOS_S, entorno=entorno, politica=politica)
     codigo = asyncio.run(supervisor.ejecutar())
     log.info("supervisor: done, exit status %d", codigo)
     return codigo
