@@ -13,16 +13,24 @@ database, so ``--all`` refuses it.
 Settings and usage problems are reported as one line on stderr,
 ``pedidos: error: ...``, before anything is opened or written.
 
-A node logs to stderr, every line prefixed ``[ID] ``. Under ``--all`` the
-supervisor relays each child's lines under the same prefix and logs its own
-under ``[supervisor] `` (see :mod:`servidor.supervisor`).
+A node logs to stderr, every line prefixed ``[ID] ``, uvicorn's and the
+websockets library's lines too. ``access_log`` (settings) governs every
+per-request and per-connection line: false, none of them shows (errors do);
+true, each shows in the node's format. Under ``--all`` the supervisor relays
+each child's lines under the same prefix and logs its own under
+``[supervisor] `` (see :mod:`servidor.supervisor`). It starts a node that
+crashed again after 0.5 s, doubling the wait with each crash up to 30 s (a
+run of 60 s or more resets it); it gives up on a node after 5 crashes within
+60 s, or at once when the node exits 2 (its settings are wrong: a restart
+would not mend them), and keeps the others running (see
+:mod:`servidor.reinicios`).
 
 Exit status:
 
 - 0: stopped cleanly on request (SIGINT or SIGTERM), including Ctrl-C —
   a requested stop that went well is not a failure, so it is not 130;
 - 1: a node failed while running; under ``--all``, any node died, exited
-  non-zero or had to be killed;
+  non-zero or had to be killed, even one that was restarted and then ran well;
 - 2: a usage or settings error;
 - 3: the node could not start (port taken, database unreachable: uvicorn's
   startup failure).
@@ -52,7 +60,20 @@ MAX_MENSAJE_WS = 5 * 1024 * 1024
 # What the supervisor allows a child after SIGTERM (uvicorn's grace plus the
 # lifespan's shutdown) before it sends SIGKILL.
 PLAZO_HIJOS_S = 15.0
+# Exit status of a usage or settings error.
+SALIDA_AJUSTES = 2
 FORMATO = "[{etiqueta}] %(asctime)s %(levelname)s %(name)s: %(message)s"
+# The loggers of the libraries under a node. They keep no handler of their own,
+# so that every line they write goes through the node's one handler and format.
+AJENOS = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "uvicorn.asgi",
+    "websockets",
+    "websockets.server",
+    "websockets.client",
+)
 
 
 class ErrorUso(Exception):
@@ -82,7 +103,7 @@ def main(argv: Sequence[str] | None = None, entorno: Mapping[str, str] | None = 
         plan = preparar(argv, entorno)
     except (ErrorUso, ErrorAjustes) as e:
         sys.stderr.write(f"pedidos: error: {e}\n")
-        return 2
+        return SALIDA_AJUSTES
     if isinstance(plan, Ajustes):
         return ejecutar_nodo(plan)
     return ejecutar_todos(plan, entorno)
@@ -103,20 +124,54 @@ def preparar(argv: Sequence[str] | None, entorno: Mapping[str, str]) -> Ajustes 
     return cargar(args.config, args.node, entorno)
 
 
-def configurar_registro(etiqueta: str, nivel: int = logging.INFO) -> None:
-    """Log to stderr, one line per record, every line prefixed ``[etiqueta] ``."""
+class SinAccesos(logging.Filter):
+    """Drops uvicorn's and websockets' per-request and per-connection lines.
+
+    uvicorn's own ``access_log=False`` silences ``uvicorn.access`` only. Each
+    websocket handshake (``"WebSocket /sync" [accepted]``) is logged on
+    ``uvicorn.error``, and uvicorn hands that logger to the websockets library,
+    which logs ``connection open``, ``connection closed`` and ``connection
+    rejected`` on it. Those lines are known by their message templates, and
+    dropped at INFO and below only: a warning about a connection still shows.
+    """
+
+    PLANTILLAS = ('%s - "WebSocket ', "connection open", "connection closed", "connection rejected")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO or not record.name.startswith(("uvicorn", "websockets")):
+            return True
+        if record.name == "uvicorn.access":
+            return False
+        return not (isinstance(record.msg, str) and record.msg.startswith(self.PLANTILLAS))
+
+
+def configurar_registro(etiqueta: str, nivel: int = logging.INFO, accesos: bool = True) -> None:
+    """Log to stderr, one line per record, every line prefixed ``[etiqueta] ``.
+
+    uvicorn's and websockets' loggers write through the same handler; with
+    ``accesos`` false, their per-request and per-connection lines are dropped
+    (:class:`SinAccesos`).
+    """
     manejador = logging.StreamHandler(sys.stderr)
     manejador.setFormatter(logging.Formatter(FORMATO.format(etiqueta=etiqueta.replace("%", "%%"))))
+    if not accesos:
+        manejador.addFilter(SinAccesos())
     raiz = logging.getLogger()
     for viejo in list(raiz.handlers):
         raiz.removeHandler(viejo)
     raiz.addHandler(manejador)
     raiz.setLevel(nivel)
+    for nombre in AJENOS:
+        ajeno = logging.getLogger(nombre)
+        for viejo in list(ajeno.handlers):
+            ajeno.removeHandler(viejo)
+        ajeno.setLevel(logging.NOTSET)
+        ajeno.propagate = True
 
 
 def ejecutar_nodo(ajustes: Ajustes) -> int:
     """Serve one node until SIGINT or SIGTERM, then shut it down in order."""
-    configurar_registro(ajustes.nodo.id)
+    configurar_registro(ajustes.nodo.id, accesos=ajustes.cluster.access_log)
     # Imported here so that a settings error never waits for (or trips on) the app's imports.
     import uvicorn
 
@@ -163,6 +218,7 @@ def ejecutar_nodo(ajustes: Ajustes) -> int:
 
 def ejecutar_todos(cluster: Cluster, entorno: Mapping[str, str]) -> int:
     """Run every node of ``cluster`` as a child process until SIGINT or SIGTERM."""
+    from servidor.reinicios import Politica
     from servidor.supervisor import Orden, Supervisor
 
     configurar_registro("supervisor")
@@ -171,7 +227,9 @@ def ejecutar_todos(cluster: Cluster, entorno: Mapping[str, str]) -> int:
         for n in cluster.nodes
     ]
     log.info("supervisor: running %d node(s) of %s", len(ordenes), cluster.ruta.resolve())
-    supervisor = Supervisor(ordenes, plazo=PLAZO_HIJOS_S, entorno=entorno)
+    # The defaults of Politica are the numbers the module docstring gives.
+    politica = Politica(definitivos={SALIDA_AJUSTES: "a usage or settings error"})
+    supervisor = Supervisor(ordenes, plazo=PLAZO_HIJOS_S, entorno=entorno, politica=politica)
     codigo = asyncio.run(supervisor.ejecutar())
     log.info("supervisor: done, exit status %d", codigo)
     return codigo

@@ -12,12 +12,19 @@ sends SIGKILL at once. Children share the supervisor's process group, so
 Ctrl-C in a terminal reaches them directly too; uvicorn treats the extra
 SIGTERM as the same request to stop.
 
-A child that exits on its own is reported and the others keep running: a
+A child that exits on its own is reported, in one line that says how it
+ended and what happens next, and started again as the restart policy says
+(:mod:`servidor.reinicios`): after a growing wait when it crashed; never
+when it exited 0 (someone stopped it on purpose) or with a status the
+policy lists as definitive; no more once it has crashed too often too fast.
+A child given up on is logged at CRITICAL and the others keep running: a
 cluster tolerates a dead node. When no child is left, the supervisor returns.
+A request to stop ends any wait before a restart at once.
 
 :meth:`Supervisor.ejecutar` returns 0 when every child exited 0 (stopped on
-request, or by someone else with SIGTERM), and 1 when any child exited
-non-zero, died of a signal or had to be killed.
+request, or by someone else with SIGTERM), and 1 when any child ever exited
+non-zero, died of a signal or had to be killed — even one that was started
+again and ran well after.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
+
+from servidor.reinicios import Abandonar, Politica, Reinicios
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +81,7 @@ class Supervisor:
         errores: BinaryIO | None = None,
         entorno: Mapping[str, str] | None = None,
         senales: bool = True,
+        politica: Politica | None = None,
     ) -> None:
         self.ordenes = tuple(ordenes)
         self.plazo = plazo
@@ -79,14 +89,16 @@ class Supervisor:
         self.errores = errores if errores is not None else sys.stderr.buffer
         self.entorno = dict(entorno) if entorno is not None else None
         self.senales = senales
-        self._hijos: list[_Hijo] = []
+        self.politica = politica if politica is not None else Politica()
+        # The current process of each child that was started, by name.
+        self._hijos: dict[str, _Hijo] = {}
         self._parar = asyncio.Event()
         self._forzar = asyncio.Event()
         self._fallos = 0
 
     @property
     def pids(self) -> dict[str, int]:
-        return {h.orden.nombre: h.proceso.pid for h in self._hijos}
+        return {nombre: h.proceso.pid for nombre, h in self._hijos.items()}
 
     def parar(self) -> None:
         """Ask every child to stop; asked again while stopping, kill them."""
@@ -99,15 +111,17 @@ class Supervisor:
         capturadas = (signal.SIGINT, signal.SIGTERM) if self.senales else ()
         for s in capturadas:
             bucle.add_signal_handler(s, self._al_recibir, s)
+        cuidados = [asyncio.create_task(self._cuidar(orden)) for orden in self.ordenes]
         try:
-            for orden in self.ordenes:
-                if self._parar.is_set():
-                    break
-                self._hijos.append(await self._lanzar(orden))
-            await self._vigilar()
+            await asyncio.gather(*cuidados)
+            if self.ordenes and not self._parar.is_set():
+                log.error("supervisor: no node is left running")
             await self._detener()
         finally:
-            for h in self._hijos:
+            for tarea in cuidados:
+                tarea.cancel()
+            await asyncio.gather(*cuidados, return_exceptions=True)
+            for h in self._hijos.values():
                 if h.proceso.returncode is None:
                     h.proceso.kill()
                     await h.proceso.wait()
@@ -128,48 +142,71 @@ class Supervisor:
             env=self.entorno,
             limit=LIMITE_LINEA,
         )
-        hijo = _Hijo(orden, proceso)
+        hijo = self._hijos[orden.nombre] = _Hijo(orden, proceso)
         assert proceso.stdout is not None and proceso.stderr is not None
         for flujo, destino in ((proceso.stdout, self.salida), (proceso.stderr, self.errores)):
             hijo.relevos.append(asyncio.create_task(_relevar(orden.nombre, flujo, destino)))
         log.info("supervisor: started %s (pid %d)", orden.nombre, proceso.pid)
         return hijo
 
-    async def _vigilar(self) -> None:
-        """Wait for a request to stop, reporting children that exit meanwhile."""
-        esperas = {asyncio.create_task(h.proceso.wait()): h for h in self._hijos}
+    async def _cuidar(self, orden: Orden) -> None:
+        """Run one child until a request to stop, starting it again as the policy says.
+
+        Returns when asked to stop (the child, if running, is left to
+        :meth:`_detener`) or when the child is left stopped for good.
+        """
+        reinicios = Reinicios(self.politica)
         parada = asyncio.create_task(self._parar.wait())
-        pendientes = set(esperas)
+        salida: asyncio.Task[int] | None = None
         try:
-            while pendientes and not self._parar.is_set():
-                hechas, _ = await asyncio.wait(pendientes | {parada}, return_when=asyncio.FIRST_COMPLETED)
-                for tarea in hechas & pendientes:
-                    pendientes.discard(tarea)
-                    await self._informar_salida(esperas[tarea], len(pendientes))
-            if not pendientes and self._hijos:
-                log.error("supervisor: no node is left running")
+            while not self._parar.is_set():
+                hijo = await self._lanzar(orden)
+                reinicios.arrancado()
+                salida = asyncio.create_task(hijo.proceso.wait())
+                await asyncio.wait([salida, parada], return_when=asyncio.FIRST_COMPLETED)
+                if not salida.done():
+                    return
+                await _terminar_relevos(hijo)
+                codigo = hijo.proceso.returncode
+                assert codigo is not None
+                if self._parar.is_set():
+                    self._informar_parada(hijo)  # it went down with the request to stop (Ctrl-C reaches it too)
+                    return
+                decision = reinicios.salida(codigo)
+                if codigo != 0:
+                    self._fallos += 1
+                if isinstance(decision, Abandonar):
+                    self._abandonar(orden.nombre, codigo, decision)
+                    return
+                log.error(
+                    "supervisor: %s died (%s); restarting it in %gs (restart %d)",
+                    orden.nombre,
+                    describir(codigo),
+                    decision.espera,
+                    decision.vez,
+                )
+                await asyncio.wait([parada], timeout=decision.espera)
         finally:
             parada.cancel()
-            for tarea in pendientes:
-                tarea.cancel()
+            if salida is not None:
+                salida.cancel()
 
-    async def _informar_salida(self, hijo: _Hijo, quedan: int) -> None:
-        await _terminar_relevos(hijo)
-        codigo = hijo.proceso.returncode
-        nombre = hijo.orden.nombre
+    def _abandonar(self, nombre: str, codigo: int, decision: Abandonar) -> None:
+        quedan = sum(h.proceso.returncode is None for h in self._hijos.values())
         if codigo == 0:
             log.warning("supervisor: %s stopped (exited 0); %d node(s) still running", nombre, quedan)
             return
-        self._fallos += 1
-        log.error(
-            "supervisor: %s died (%s); %d node(s) still running, the cluster tolerates a dead node",
+        log.critical(
+            "supervisor: %s died (%s); giving up on it: %s. %d node(s) still running, "
+            "the cluster tolerates a dead node",
             nombre,
             describir(codigo),
+            decision.motivo,
             quedan,
         )
 
     async def _detener(self) -> None:
-        vivos = [h for h in self._hijos if h.proceso.returncode is None]
+        vivos = [h for h in self._hijos.values() if h.proceso.returncode is None]
         if vivos:
             log.info(
                 "supervisor: sending SIGTERM to %s (SIGKILL after %gs)",
@@ -189,12 +226,15 @@ class Supervisor:
         await todos
         for h in vivos:
             await _terminar_relevos(h)
-            codigo = h.proceso.returncode
-            if codigo == 0:
-                log.info("supervisor: %s stopped", h.orden.nombre)
-            else:
-                self._fallos += 1
-                log.error("supervisor: %s %s while stopping", h.orden.nombre, describir(codigo))
+            self._informar_parada(h)
+
+    def _informar_parada(self, hijo: _Hijo) -> None:
+        codigo = hijo.proceso.returncode
+        if codigo == 0:
+            log.info("supervisor: %s stopped", hijo.orden.nombre)
+        else:
+            self._fallos += 1
+            log.error("supervisor: %s %s while stopping", hijo.orden.nombre, describir(codigo))
 
 
 def _senal(hijo: _Hijo, s: signal.Signals) -> None:

@@ -151,6 +151,7 @@ def escribir_settings(
     secreto: str = "secreto-de-prueba",
     max_clock_drift_ms: int = 500,
     via: Mapping[str, Mapping[str, str]] | None = None,
+    access_log: bool = False,
 ) -> Path:
     """Write a settings file for ``nodos``: ``(id, host, port, database)`` each.
 
@@ -163,6 +164,7 @@ def escribir_settings(
         f"name = {q(nombre)}",
         f"secret = {q(secreto)}",
         f"max_clock_drift_ms = {max_clock_drift_ms}",
+        f"access_log = {str(access_log).lower()}",
     ]
     for nodo_id, host, port, database in nodos:
         lineas += ["", "[[nodes]]", f"id = {q(nodo_id)}", f"host = {q(host)}", f"port = {port}"]
@@ -320,6 +322,7 @@ class Cluster:
         max_clock_drift_ms: int = 500,
         via: Mapping[str, Mapping[str, str]] | None = None,
         entorno: dict[str, str] | None = None,
+        access_log: bool = False,
     ) -> None:
         ids = [f"nodo{i}" for i in range(1, n + 1)]
         urls = list(databases) if databases is not None else [f"sqlite+aiosqlite:///{carpeta / i}.db" for i in ids]
@@ -331,8 +334,11 @@ class Cluster:
         filas = list(zip(ids, [host] * n, self.reserva.puertos, urls, strict=True))
         self.filas = filas
         self.max_clock_drift_ms = max_clock_drift_ms
+        self.access_log = access_log
         try:
-            self.config = escribir_settings(carpeta / "settings.toml", filas, nombre, secreto, max_clock_drift_ms, via)
+            self.config = escribir_settings(
+                carpeta / "settings.toml", filas, nombre, secreto, max_clock_drift_ms, via, access_log
+            )
         except BaseException:
             self.reserva.liberar()
             raise
@@ -345,7 +351,9 @@ class Cluster:
         por_nodo: dict[str, dict[str, str]] = {}
         for (a, b), direccion in vias.items():
             por_nodo.setdefault(a, {})[b] = direccion
-        escribir_settings(self.config, self.filas, self.nombre, self.secreto, self.max_clock_drift_ms, por_nodo)
+        escribir_settings(
+            self.config, self.filas, self.nombre, self.secreto, self.max_clock_drift_ms, por_nodo, self.access_log
+        )
 
     def __getitem__(self, nodo_id: str) -> ProcesoNodo:
         return self.nodos[nodo_id]

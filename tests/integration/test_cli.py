@@ -8,8 +8,11 @@ can kill whatever is left with one ``killpg``.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,8 +23,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
-from tests.procesos import FabricaClusters, Reserva, entorno_limpio, escribir_settings, esperar
+from tests import credenciales
+from tests.procesos import PING, FabricaClusters, ProcesoNodo, Reserva, entorno_limpio, escribir_settings, esperar
 
 PLAZO = 30.0
 
@@ -152,6 +158,51 @@ async def test_a_node_whose_port_is_taken_exits_3_and_says_why(clusters: Fabrica
     assert "nodo1: could not start (exit status 3)" in nodo.registro()
 
 
+async def pedir_y_conectar(nodo: ProcesoNodo) -> None:
+    """One HTTP request, and one websocket opened and closed, on ``nodo``."""
+    async with nodo.cliente() as http:
+        assert (await http.get(PING)).status_code == 200
+    url = f"ws://{nodo.host}:{nodo.port}/graphql"
+    async with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")], proxy=None) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": credenciales.cabecera()}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), PLAZO))["type"] == "connection_ack"
+
+
+# What uvicorn and websockets write for each request and each connection.
+POR_ACCESO = ('"GET /api/health/ping HTTP/1.1" 200', '"WebSocket /graphql" [accepted]', "connection open")
+
+
+async def test_with_access_log_off_a_node_logs_no_request_or_connection(clusters: FabricaClusters) -> None:
+    c = await clusters(1, access_log=False)
+    nodo = c["nodo1"]
+
+    await pedir_y_conectar(nodo)
+    assert await nodo.senalar(signal.SIGTERM) == 0
+
+    registro = nodo.registro()
+    assert "nodo1: stopped cleanly after SIGTERM" in registro
+    for linea in registro.splitlines():
+        assert "WebSocket" not in linea and "connection " not in linea and "HTTP/1.1" not in linea, linea
+
+
+async def test_with_access_log_on_requests_and_connections_are_logged_in_the_node_format(
+    clusters: FabricaClusters,
+) -> None:
+    c = await clusters(1, access_log=True)
+    nodo = c["nodo1"]
+
+    await pedir_y_conectar(nodo)
+    assert await nodo.senalar(signal.SIGTERM) == 0
+
+    lineas = nodo.registro().splitlines()
+    formato = re.compile(r"^\[nodo1\] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO (uvicorn\.access|uvicorn\.error): ")
+    for texto in POR_ACCESO:
+        halladas = [linea for linea in lineas if texto in linea]
+        assert halladas, (texto, lineas)
+        for linea in halladas:
+            assert formato.match(linea), linea
+
+
 # --- --all --------------------------------------------------------------------
 
 
@@ -275,22 +326,26 @@ async def test_sigint_to_the_supervisor_stops_every_node_and_exits_0(supervisado
     assert "supervisor: done, exit status 0" in texto
 
 
-async def test_the_supervisor_reports_a_dead_node_and_keeps_the_others_running(supervisado: Supervisado) -> None:
+async def test_the_supervisor_restarts_a_killed_node_and_says_so(supervisado: Supervisado) -> None:
     direcciones = urls(supervisado.carpeta)
     await esperar_pings(direcciones)
+    antes = supervisado.hijo("nodo2")
 
-    os.kill(supervisado.hijo("nodo2"), signal.SIGKILL)
+    os.kill(antes, signal.SIGKILL)
 
     await esperar(
-        lambda: "nodo2 died (killed by SIGKILL); 1 node(s) still running" in supervisado.texto(),
+        lambda: "nodo2 died (killed by SIGKILL); restarting it in 0.5s (restart 1)" in supervisado.texto(),
         PLAZO,
-        que="the supervisor reports nodo2's death",
+        que="the supervisor reports the restart",
     )
-    assert "the cluster tolerates a dead node" in supervisado.texto()
-    assert await responde(direcciones["nodo1"])
+    await esperar_pings(direcciones)
+    assert supervisado.hijo("nodo2") != antes
+    await esperar(lambda: supervisado.texto().count("nodo2: serving on") == 2, PLAZO, que="nodo2 serves again")
     assert supervisado.proceso.poll() is None
 
     # A node died, so the run as a whole did not go well: exit status 1.
     assert await supervisado.terminar(signal.SIGTERM) == 1
     assert not supervisado.grupo_vivo()
-    assert "nodo1: stopped cleanly after SIGTERM" in supervisado.texto()
+    texto = supervisado.texto()
+    assert "nodo1: stopped cleanly after SIGTERM" in texto
+    assert "nodo2: stopped cleanly after SIGTERM" in texto

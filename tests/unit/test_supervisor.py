@@ -6,9 +6,11 @@ import asyncio
 import io
 import logging
 import sys
+from pathlib import Path
 
 import pytest
 
+from servidor.reinicios import Politica
 from servidor.supervisor import Orden, Supervisor, describir
 from tests.procesos import esperar
 
@@ -28,6 +30,10 @@ threading.Event().wait()
 """
 
 
+# Restarts in milliseconds, and giving up after three crashes: the tests stay short.
+RAPIDA = Politica(espera_inicial=0.01, espera_maxima=0.04, caidas_maximas=3, definitivos={2: "a settings error"})
+
+
 def orden(nombre: str, codigo: str) -> Orden:
     return Orden(nombre, (sys.executable, "-c", codigo))
 
@@ -44,8 +50,8 @@ class Salidas:
         return sum(texto in linea for linea in self.lineas())
 
 
-def supervisor(salidas: Salidas, *ordenes: Orden, plazo: float = 10.0) -> Supervisor:
-    return Supervisor(ordenes, plazo=plazo, salida=salidas.out, errores=salidas.err, senales=False)
+def supervisor(salidas: Salidas, *ordenes: Orden, plazo: float = 10.0, politica: Politica = RAPIDA) -> Supervisor:
+    return Supervisor(ordenes, plazo=plazo, salida=salidas.out, errores=salidas.err, senales=False, politica=politica)
 
 
 async def test_child_lines_are_relayed_with_their_prefix_and_never_prefixed_twice() -> None:
@@ -99,20 +105,90 @@ async def test_asking_twice_kills_at_once_without_waiting_for_the_deadline() -> 
     assert await asyncio.wait_for(tarea, 30) == 1
 
 
-async def test_a_dead_child_is_reported_and_the_others_keep_running(caplog: pytest.LogCaptureFixture) -> None:
+def cae_la_primera_vez(marca: Path) -> str:
+    """A child that exits 7 on its first run, and behaves as OBEDIENTE on the next ones."""
+    primera = f"import pathlib, sys\nmarca = pathlib.Path({str(marca)!r})\n"
+    primera += "if not marca.exists():\n    marca.touch()\n    sys.exit(7)\n"
+    return primera + OBEDIENTE
+
+
+async def test_a_crashed_child_is_restarted_and_says_so_in_one_line(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    caplog.set_level(logging.INFO, "servidor.supervisor")
+    s = Salidas()
+    sup = supervisor(s, orden("vivo", OBEDIENTE), orden("cae", cae_la_primera_vez(tmp_path / "marca")))
+    tarea = asyncio.create_task(sup.ejecutar())
+
+    await esperar(lambda: s.cuantos("listo") == 2, 30, que="both children ready, one after a restart")
+    reinicios = [r.getMessage() for r in caplog.records if "restarting" in r.getMessage()]
+    assert reinicios == ["supervisor: cae died (exited 7); restarting it in 0.01s (restart 1)"]
+    assert caplog.text.count("supervisor: started cae") == 2
+    assert caplog.text.count("supervisor: started vivo") == 1
+
+    sup.parar()
+    # A child crashed during the run: the run as a whole did not go well.
+    assert await asyncio.wait_for(tarea, 30) == 1
+    assert "supervisor: vivo stopped" in caplog.text
+    assert "supervisor: cae stopped" in caplog.text
+
+
+async def test_a_child_that_keeps_crashing_is_given_up_on_and_the_others_keep_running(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, "servidor.supervisor")
     s = Salidas()
     sup = supervisor(s, orden("vivo", OBEDIENTE), orden("muerto", "raise SystemExit(7)"))
     tarea = asyncio.create_task(sup.ejecutar())
 
-    await esperar(lambda: "muerto died (exited 7)" in caplog.text, 30, que="the death is reported")
-    assert "1 node(s) still running, the cluster tolerates a dead node" in caplog.text
+    await esperar(lambda: "giving up on it" in caplog.text, 30, que="the supervisor gives up on the child")
+    final = [r for r in caplog.records if "giving up" in r.getMessage()]
+    assert [r.levelno for r in final] == [logging.CRITICAL]
+    assert final[0].getMessage() == (
+        "supervisor: muerto died (exited 7); giving up on it: 3 crashes within 60s. "
+        "1 node(s) still running, the cluster tolerates a dead node"
+    )
+    assert caplog.text.count("supervisor: started muerto") == 3
     await esperar(lambda: s.cuantos("listo") == 1, 30, que="the other child is ready")
     assert not tarea.done()
 
     sup.parar()
     assert await asyncio.wait_for(tarea, 30) == 1
     assert "supervisor: vivo stopped" in caplog.text
+
+
+async def test_a_child_that_exits_with_a_settings_error_is_not_restarted(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "servidor.supervisor")
+    sup = supervisor(Salidas(), orden("mal", "raise SystemExit(2)"))
+
+    assert await asyncio.wait_for(sup.ejecutar(), 30) == 1
+
+    assert caplog.text.count("supervisor: started mal") == 1
+    assert "restarting" not in caplog.text
+    assert "mal died (exited 2); giving up on it: exit status 2 means a settings error" in caplog.text
+
+
+async def test_a_child_stopped_with_exit_0_is_not_restarted(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "servidor.supervisor")
+    sup = supervisor(Salidas(), orden("a", "pass"))
+
+    assert await asyncio.wait_for(sup.ejecutar(), 30) == 0
+
+    assert caplog.text.count("supervisor: started a") == 1
+    assert "supervisor: a stopped (exited 0)" in caplog.text
+
+
+async def test_a_request_to_stop_ends_the_wait_before_a_restart_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "servidor.supervisor")
+    lenta = Politica(espera_inicial=600, espera_maxima=600)
+    sup = supervisor(Salidas(), orden("cae", "raise SystemExit(7)"), politica=lenta)
+    tarea = asyncio.create_task(sup.ejecutar())
+    await esperar(lambda: "restarting it in 600s" in caplog.text, 30, que="the child died")
+
+    sup.parar()
+
+    assert await asyncio.wait_for(tarea, 5) == 1
+    assert caplog.text.count("supervisor: started cae") == 1
 
 
 async def test_the_supervisor_returns_when_no_child_is_left(caplog: pytest.LogCaptureFixture) -> None:
