@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.websockets import WebSocket
+from websockets.exceptions import ConnectionClosed
 
 from servidor.ajustes import Ajustes, Nodo
 from servidor.almacen import Almacen
@@ -149,7 +150,8 @@ class GestorPares:
         limite = time.monotonic() + plazo
         try:
             respuesta = await asyncio.wait_for(estado.pedir(producto_id, necesita, extra), plazo)
-        except (TimeoutError, ConnectionError) as e:
+        except (TimeoutError, ConnectionError, ConnectionClosed) as e:
+            # A link that went down while asking is a peer that did not answer, not a failed order.
             log.info("%s: %s gave no rights to %s: %r", self.nodo_id, par, producto_id, e)
             return None
         unidades, seq = respuesta["unidades"], respuesta["seq"]
