@@ -6,6 +6,12 @@ websocket (``graphql-transport-ws`` and ``graphql-ws``), so the app routes
 the same object for both (see ``servidor.app``). Mutations over GET are
 refused by Strawberry.
 
+GraphiQL's page is ours (``graphiql.html``, next to this module), not
+Strawberry's, which loads React and GraphiQL from a CDN and so never leaves
+"Loading..." on a machine without internet. Ours loads pinned copies of the
+same kind of files from the node itself, under ``/graphiql/`` (``web/graphiql/``,
+whose README says which versions and where they come from).
+
 Access (``servidor.acceso``):
 
 - HTTP: a request that carries a document needs a valid bearer token; one
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter
@@ -53,6 +60,7 @@ from servidor.dominio import validacion as v
 from servidor.errores import NoAutenticado, Validacion
 
 log = logging.getLogger(__name__)
+PAGINA_GRAPHIQL = Path(__file__).with_name("graphiql.html")
 
 
 class TransporteWS(BaseGraphQLTransportWSHandler[Contexto, None]):
@@ -83,6 +91,11 @@ class VistaGraphQL(GraphQL[Contexto, None]):
         super().__init__(
             schema, graphql_ide="graphiql", allowed_origins=origenes, max_subscriptions_per_connection=suscripciones
         )
+        self._graphiql = PAGINA_GRAPHIQL.read_text(encoding="utf-8")
+
+    @property
+    def graphql_ide_html(self) -> str:
+        return self._graphiql
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Contexto:
         # Once per HTTP request, but once per *connection* on a websocket: see esquema.contexto.

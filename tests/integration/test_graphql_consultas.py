@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -262,6 +263,16 @@ async def test_graphiql_is_served_to_a_browser(http: httpx.AsyncClient) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
     assert "graphiql" in r.text.lower()
+
+
+async def test_graphiql_loads_every_script_and_style_from_the_node_itself(http: httpx.AsyncClient) -> None:
+    pagina = (await http.get("/graphql", headers={"accept": "text/html"})).text
+    archivos = [a for a in re.findall(r'(?:src|href)="([^"]+)"', pagina) if not a.startswith("data:")]
+    assert any(a.endswith("/graphiql.min.js") for a in archivos), archivos
+    for archivo in archivos:
+        assert archivo.startswith("/graphiql/"), archivo
+        r = await http.get(archivo)
+        assert r.status_code == 200 and len(r.content) > 1000, archivo
 
 
 async def test_a_query_can_be_sent_by_get(http: httpx.AsyncClient) -> None:
