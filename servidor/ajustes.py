@@ -79,6 +79,12 @@ class Cluster:
     tokens: tuple[Token, ...] = ()
     # One log line per HTTP request (uvicorn's access log); errors are logged either way.
     access_log: bool = False
+    # Connection bounds of every node (``servidor.conexiones``): open connections past which
+    # a request is answered 503, the largest request head (431 past it), and how long a
+    # connection may take to send a complete head before it is closed.
+    max_connections: int = 1000
+    max_header_bytes: int = 32 * 1024
+    header_timeout_ms: int = 5000
 
     def nodo(self, nodo_id: str) -> Nodo:
         for nodo in self.nodes:
@@ -184,6 +190,9 @@ def _cluster_desde(datos: dict[str, Any], ruta: Path, entorno: Mapping[str, str]
     accesos = seccion.get("access_log", False)
     if not isinstance(accesos, bool):
         raise ErrorAjustes(f"{ruta}: [cluster] access_log must be true or false")
+    conexiones = _entero(seccion, "max_connections", 1000, 1, 100_000, ruta)
+    cabecera = _entero(seccion, "max_header_bytes", 32 * 1024, 1024, 1024 * 1024, ruta)
+    plazo_cabecera = _entero(seccion, "header_timeout_ms", 5000, 100, 60_000, ruta)
 
     lista = datos.get("nodes")
     if not isinstance(lista, list) or not lista:
@@ -221,7 +230,17 @@ def _cluster_desde(datos: dict[str, Any], ruta: Path, entorno: Mapping[str, str]
         rights_wait_ms=espera,
         tokens=tokens,
         access_log=accesos,
+        max_connections=conexiones,
+        max_header_bytes=cabecera,
+        header_timeout_ms=plazo_cabecera,
     )
+
+
+def _entero(seccion: dict[str, Any], clave: str, defecto: int, minimo: int, maximo: int, ruta: Path) -> int:
+    valor = seccion.get(clave, defecto)
+    if not isinstance(valor, int) or isinstance(valor, bool) or not minimo <= valor <= maximo:
+        raise ErrorAjustes(f"{ruta}: [cluster] {clave} must be an integer {minimo}-{maximo}")
+    return valor
 
 
 def _tokens(lista: Any, ruta: Path) -> tuple[Token, ...]:

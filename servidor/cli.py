@@ -176,12 +176,17 @@ def ejecutar_nodo(ajustes: Ajustes) -> int:
     import uvicorn
 
     from servidor.app import crear_app
+    from servidor.conexiones import protocolo_http
 
-    nodo = ajustes.nodo
+    nodo, cluster = ajustes.nodo, ajustes.cluster
     config = uvicorn.Config(
         app=crear_app(ajustes),
         host=nodo.host,
         port=nodo.port,
+        # Head size, head time and connections per node, which uvicorn leaves unbounded.
+        http=protocolo_http(
+            nodo.id, cluster.max_connections, cluster.max_header_bytes, cluster.header_timeout_ms / 1000
+        ),
         timeout_graceful_shutdown=PARADA_ORDENADA_S,
         ws_max_size=MAX_MENSAJE_WS,
         log_config=None,

@@ -13,12 +13,20 @@ The hierarchy::
     │   ├── StockInsuficiente       STOCK_INSUFICIENTE
     │   └── TransicionInvalida      TRANSICION_INVALIDA
     ├── CuerpoDemasiadoGrande 413   CUERPO_DEMASIADO_GRANDE
-    └── SuscriptorLento       429   SUSCRIPTOR_LENTO: a subscriber fell too far behind
+    ├── SuscriptorLento       429   SUSCRIPTOR_LENTO: a subscriber fell too far behind
+    ├── CabecerasDemasiadoGrandes 431  CABECERAS_DEMASIADO_GRANDES: a request head over the limit
+    └── NoDisponible          503   (abstract) the node cannot take it now; try again later
+        ├── Sobrecarga              SOBRECARGA: too many connections open (``Retry-After``)
+        └── AlmacenNoDisponible     ALMACEN_NO_DISPONIBLE: the database cannot write
+                                    (disk full, I/O error); reads still work
 
 Authentication is checked before anything else, and the role before any
 lookup, so a 401 or 403 never says whether an id exists.
 
-Every one of them is *definite*: the request changed nothing. REST answers
+Every one of them is *definite*: the request changed nothing (a write
+refused with ``ALMACEN_NO_DISPONIBLE`` was rolled back). The 431 and
+``SOBRECARGA`` are answered by the connection itself (``servidor.conexiones``),
+before any application runs. REST answers
 ``{"error": {"codigo", "mensaje", "detalle"}}`` with the status above;
 GraphQL puts the code in ``extensions.codigo``. Anything else is an internal
 error, logged and masked.
@@ -97,3 +105,21 @@ class CuerpoDemasiadoGrande(ErrorPedidos):
 class SuscriptorLento(ErrorPedidos):
     codigo = "SUSCRIPTOR_LENTO"
     estado_http = 429
+
+
+class CabecerasDemasiadoGrandes(ErrorPedidos):
+    codigo = "CABECERAS_DEMASIADO_GRANDES"
+    estado_http = 431
+
+
+class NoDisponible(ErrorPedidos):
+    estado_http = 503
+
+
+class Sobrecarga(NoDisponible):
+    codigo = "SOBRECARGA"
+    cabeceras = (("Retry-After", "1"),)
+
+
+class AlmacenNoDisponible(NoDisponible):
+    codigo = "ALMACEN_NO_DISPONIBLE"

@@ -136,7 +136,9 @@ def _esquemas() -> dict[str, Esquema]:
                 "hlc": ENTERO,
                 "vector": {"type": "object", "additionalProperties": ENTERO},
                 "uptime_s": {"type": "number"},
-            }
+                "motivo": TEXTO,
+            },
+            ["nodo", "estado", "base_de_datos", "hlc", "vector", "uptime_s"],
         ),
         "Digest": _objeto(
             {"nodo": TEXTO, "digest": TEXTO, "vector": {"type": "object", "additionalProperties": ENTERO}}
@@ -322,7 +324,7 @@ _OPERACIONES: Mapping[tuple[str, str], tuple[str, Esquema, tuple[int, ...]]] = M
             {
                 "responses": {
                     "200": _json("the node answers", _ref("Salud")),
-                    "503": _json("the database does not answer", _ref("Salud")),
+                    "503": _json("the database does not answer, or cannot write (motivo)", _ref("Salud")),
                 }
             },
             (),
@@ -369,6 +371,7 @@ _ERRORES: Mapping[int, str] = MappingProxyType(
         409: "the state refuses it (stock, transition)",
         413: "body over 1 MiB",
         422: "wrong type, missing, unknown or bad field or parameter; an idempotency key reused with another body",
+        503: "ALMACEN_NO_DISPONIBLE: the database cannot write (disk full, I/O error); nothing was written",
     }
 )
 
@@ -384,6 +387,8 @@ def _operacion(ruta: str, metodo: str, rol: Rol | None) -> Esquema:
     respuestas = dict(operacion["responses"])
     if rol is not None:
         errores = (*errores, 401, 403)
+    if rol is Rol.OPERADOR:  # the operations that write: the store may be unable to
+        errores = (*errores, 503)
     for codigo in sorted(errores):
         respuestas[str(codigo)] = _json(_ERRORES[codigo], _ref("Error"))
     descrita: Esquema = {

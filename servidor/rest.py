@@ -19,7 +19,7 @@ says what a role may do, ``servidor.openapi`` describes them all)::
     GET    /api/pedidos/{id}              pedido            DELETE /api/pedidos/{id}     204
     PUT    /api/pedidos/{id}/estado       {"estado": "..."} -> pedido
     GET    /api/conflictos                [conflicto]
-    GET    /api/health                    node, database, clock; 503 when the database does not answer
+    GET    /api/health                    node, database, clock; 503 when the database does not answer or write
     GET    /api/health/ping               {"pong": true, "nodo": id}
     GET    /api/openapi.json              the OpenAPI description of these routes
 
@@ -264,26 +264,33 @@ async def listar_conflictos(request: Request) -> Response:
 
 
 async def salud_nodo(request: Request) -> Response:
-    """200 with ``estado: ok`` when the database answers, else 503 ``degradado``."""
+    """200 with ``estado: ok`` when the database answers and stores, else 503 ``degradado`` and ``motivo``.
+
+    A database that answers reads may still refuse every write (disk full):
+    the store's last write failure counts until a write commits again.
+    """
     almacen = request.app.state.almacen
+    motivo: str | None = None
     try:
         async with asyncio.timeout(LIMITE_SALUD_S):
             await almacen.leer(salud.comprobar)
-        estado, codigo_http = "ok", 200
     except Exception:  # noqa: BLE001 - whatever keeps the database from answering, the verdict is the same
         log.warning("%s: health check failed", almacen.nodo_id, exc_info=True)
-        estado, codigo_http = "degradado", 503
-    return RespuestaJSON(
-        {
-            "nodo": almacen.nodo_id,
-            "estado": estado,
-            "base_de_datos": almacen.motores.dialecto,
-            "hlc": almacen.reloj.ultimo,
-            "vector": almacen.vector,
-            "uptime_s": round(time.monotonic() - request.app.state.inicio, 3),
-        },
-        status_code=codigo_http,
-    )
+        motivo = "the database does not answer"
+    else:
+        if almacen.averia is not None:
+            motivo = f"the database cannot write: {almacen.averia}"
+    cuerpo = {
+        "nodo": almacen.nodo_id,
+        "estado": "ok" if motivo is None else "degradado",
+        "base_de_datos": almacen.motores.dialecto,
+        "hlc": almacen.reloj.ultimo,
+        "vector": almacen.vector,
+        "uptime_s": round(time.monotonic() - request.app.state.inicio, 3),
+    }
+    if motivo is not None:
+        cuerpo["motivo"] = motivo
+    return RespuestaJSON(cuerpo, status_code=200 if motivo is None else 503)
 
 
 async def ping(request: Request) -> Response:

@@ -23,6 +23,7 @@ clusters``). Outside the fixture, :meth:`Cluster.cerrar` does the same::
         await c["nodo2"].matar()              # SIGKILL
         await c["nodo2"].arrancar()           # same settings, same database
         c3 = await clusters(2, backend="mariadb", arrancar=False, via={"nodo1": {"nodo2": "127.0.0.1:4000"}})
+        c4 = await clusters(1, extra={"max_connections": 8})   # more [cluster] settings
 
 Waiting is always on a condition with a deadline: :func:`esperar`.
 """
@@ -152,11 +153,13 @@ def escribir_settings(
     max_clock_drift_ms: int = 500,
     via: Mapping[str, Mapping[str, str]] | None = None,
     access_log: bool = False,
+    extra: Mapping[str, int | bool] | None = None,
 ) -> Path:
     """Write a settings file for ``nodos``: ``(id, host, port, database)`` each.
 
     ``via[a][b] = "host:port"`` makes node ``a`` dial peer ``b`` there (a proxy
     standing between them, for partition tests) instead of at ``b``'s own address.
+    ``extra`` adds settings to ``[cluster]``, such as ``{"max_connections": 8}``.
     """
     q = json.dumps  # a JSON string is a valid TOML basic string
     lineas = [
@@ -165,6 +168,7 @@ def escribir_settings(
         f"secret = {q(secreto)}",
         f"max_clock_drift_ms = {max_clock_drift_ms}",
         f"access_log = {str(access_log).lower()}",
+        *(f"{k} = {json.dumps(v)}" for k, v in (extra or {}).items()),
     ]
     for nodo_id, host, port, database in nodos:
         lineas += ["", "[[nodes]]", f"id = {q(nodo_id)}", f"host = {q(host)}", f"port = {port}"]
@@ -323,6 +327,7 @@ class Cluster:
         via: Mapping[str, Mapping[str, str]] | None = None,
         entorno: dict[str, str] | None = None,
         access_log: bool = False,
+        extra: Mapping[str, int | bool] | None = None,
     ) -> None:
         ids = [f"nodo{i}" for i in range(1, n + 1)]
         urls = list(databases) if databases is not None else [f"sqlite+aiosqlite:///{carpeta / i}.db" for i in ids]
@@ -335,9 +340,10 @@ class Cluster:
         self.filas = filas
         self.max_clock_drift_ms = max_clock_drift_ms
         self.access_log = access_log
+        self.extra = dict(extra or {})
         try:
             self.config = escribir_settings(
-                carpeta / "settings.toml", filas, nombre, secreto, max_clock_drift_ms, via, access_log
+                carpeta / "settings.toml", filas, nombre, secreto, max_clock_drift_ms, via, access_log, self.extra
             )
         except BaseException:
             self.reserva.liberar()
@@ -352,7 +358,14 @@ class Cluster:
         for (a, b), direccion in vias.items():
             por_nodo.setdefault(a, {})[b] = direccion
         escribir_settings(
-            self.config, self.filas, self.nombre, self.secreto, self.max_clock_drift_ms, por_nodo, self.access_log
+            self.config,
+            self.filas,
+            self.nombre,
+            self.secreto,
+            self.max_clock_drift_ms,
+            por_nodo,
+            self.access_log,
+            self.extra,
         )
 
     def __getitem__(self, nodo_id: str) -> ProcesoNodo:

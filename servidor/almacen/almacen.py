@@ -29,6 +29,11 @@ SQLite, a write transaction on the writer thread). The node's ``seq`` and
 version vector move right after the commit, and the applied changes then go
 to the observers (subscriptions, peer streams) on the event loop. Observers
 are plain callbacks and must not block.
+
+A write that fails because the database cannot store (disk full, I/O error:
+``averia``) is answered ``AlmacenNoDisponible``, and :attr:`Almacen.averia`
+keeps why for the health route until a transaction that writes commits
+again: nothing has to be reset by hand once space is freed.
 """
 
 from __future__ import annotations
@@ -45,11 +50,12 @@ from sqlalchemy.engine import Connection
 
 from servidor.almacen import modelos as m
 from servidor.almacen.aplicar import aplicar
+from servidor.almacen.averia import motivo as motivo_de_averia
 from servidor.almacen.cadena import Cadena, Eslabon
 from servidor.almacen.crudo import Crudo, crudo
 from servidor.almacen.motor import Motores, abrir
 from servidor.almacen.registro import cambios_para, lote_para
-from servidor.errores import Validacion
+from servidor.errores import AlmacenNoDisponible, Validacion
 from sync import protocolo as p
 from sync import reglas
 from sync.cambios import MAX_UNIDADES, Cambio, validar
@@ -144,6 +150,7 @@ class Almacen:
         self._escritor: asyncio.Task[None] | None = None
         self._abierto = True
         self._en_curso = False
+        self._averia: str | None = None
 
     @classmethod
     async def abrir(
@@ -193,6 +200,11 @@ class Almacen:
     def escribiendo(self) -> bool:
         """A transaction of the writer is running."""
         return self._en_curso
+
+    @property
+    def averia(self) -> str | None:
+        """Why the database could not store the last write (``averia``), until a write commits again."""
+        return self._averia
 
     @property
     def vector(self) -> dict[str, int]:
@@ -376,25 +388,47 @@ class Almacen:
 
         try:
             duradera = any(e.duradero for e in encargos)
-            _, hechos = await self.motores.transaccion(cuerpo, confirmado, duradera)
+            grupo, hechos = await self.motores.transaccion(cuerpo, confirmado, duradera)
         except Exception as error:  # noqa: BLE001 - the transaction failed: so did all its work
+            oido = self._fallo(error)
             for e in encargos:
                 e.fallido(error)
                 if not e.futuro.done():
-                    e.futuro.set_exception(error)
+                    e.futuro.set_exception(oido)
             return
         except BaseException:  # the writer task itself is stopped: nobody may wait for it forever
             for e in encargos:
                 e.fallido("its writer task was stopped")
                 e.futuro.cancel()
             raise
+        averiada = False
         for e, (bien, valor) in zip(encargos, hechos, strict=True):
+            if not bien:
+                valor = self._fallo(valor)
+                averiada = averiada or isinstance(valor, AlmacenNoDisponible)
             if e.futuro.done():
                 continue
             if bien:
                 e.futuro.set_result(valor)
             else:
                 e.futuro.set_exception(valor)
+        if grupo.aplicados and not averiada and self._averia is not None:
+            log.warning("%s: the database writes again (it could not: %s)", self.nodo_id, self._averia)
+            self._averia = None
+
+    def _fallo(self, error: BaseException) -> BaseException:
+        """What the caller of failed work hears: a storage failure is noted and told as one."""
+        motivo = motivo_de_averia(error)
+        if motivo is None:
+            return error
+        if self._averia is None:
+            log.error("%s: the database cannot write (%s); writes fail until one commits", self.nodo_id, motivo)
+        self._averia = motivo
+        oido = AlmacenNoDisponible(
+            "the database cannot write right now; nothing was written, try again later", {"motivo": motivo}
+        )
+        oido.__cause__ = error
+        return oido
 
     def _sellar(self, tx: Escritura, siguiente_seq: int) -> list[Cambio]:
         """Turn declared writes into stamped changes, in declaration order.

@@ -75,8 +75,12 @@ class Motores:
                 if self._conexion is None or self._conexion.closed:
                     self._conexion = escritor.connect()
                 conn = self._conexion
-                with conn.begin():
-                    resultado = cuerpo(conn)
+                try:
+                    with conn.begin():
+                        resultado = cuerpo(conn)
+                except BaseException:
+                    _salir_de_transaccion(conn)
+                    raise
                 if confirmado is not None:
                     confirmado(resultado)
                 return resultado
@@ -107,6 +111,22 @@ class Motores:
 
             await asyncio.get_running_loop().run_in_executor(self.hilo, soltar)
             self.hilo.shutdown(wait=True)
+
+
+def _salir_de_transaccion(conn: Connection) -> None:
+    """Leave SQLite's transaction if a failed transaction left the writer's connection in it.
+
+    A COMMIT that fails (disk full, I/O error) may leave SQLite inside the
+    transaction, and SQLAlchemy does not roll back after a failed commit:
+    the next ``BEGIN IMMEDIATE`` would fail ("cannot start a transaction
+    within a transaction") long after the disk has room again.
+    """
+    try:
+        dbapi = conn.connection.dbapi_connection
+        if dbapi is not None and getattr(dbapi, "in_transaction", False):
+            dbapi.rollback()
+    except Exception:  # noqa: BLE001 - the original failure is the one to report
+        log.warning("could not roll back the writer's connection after a failed transaction", exc_info=True)
 
 
 async def abrir(url: str) -> Motores:

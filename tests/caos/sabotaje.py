@@ -19,6 +19,11 @@ Sabotages (:data:`SABOTAJES`):
 - ``vender_sin_stock``: the check of a new order reads every product with a
   million more units than it has, and this node with rights to all of them,
   so orders beyond the stock are accepted and stock goes negative.
+- ``disco_lleno``: while a file ``ID.disco-lleno`` (:func:`marca_disco_lleno`)
+  exists in the node's working folder, every commit of its SQLite writer
+  fails as on a full disk (``sqlite3.OperationalError: database or disk is
+  full``, ``SQLITE_FULL``) and is rolled back; removing the file frees the
+  disk. The real disk is never filled.
 
 The flipped LWW tie-break needs two writes with equal stamps, which real
 clocks make too rare to provoke; its test patches ``sync.reglas.gana`` in
@@ -27,8 +32,10 @@ process instead (``tests/integration/test_caos_sabotaje.py``).
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -97,10 +104,43 @@ def vender_sin_stock(nodo: str) -> None:
     operaciones.consultas = Inflado()  # type: ignore[assignment]
 
 
+def marca_disco_lleno(carpeta: Path, nodo: str) -> Path:
+    """The file whose presence fills the disk of node ``nodo`` run in ``carpeta`` (see ``disco_lleno``)."""
+    return carpeta / f"{nodo}.disco-lleno"
+
+
+def disco_lleno(nodo: str) -> None:
+    from servidor.almacen import motor
+
+    abrir_original = motor._abrir_sqlite
+    marca = marca_disco_lleno(Path.cwd(), nodo)
+
+    def abrir(url: str) -> motor.Motores:
+        motores = abrir_original(url)
+        assert motores.escritor is not None
+        dialecto = motores.escritor.dialect
+        confirmar = dialecto.do_commit
+
+        def do_commit(dbapi: Any) -> None:
+            if marca.exists():
+                # What the driver raises when the disk is full, codes and all.
+                error = sqlite3.OperationalError("database or disk is full")
+                error.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined]
+                error.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
+                raise error
+            confirmar(dbapi)
+
+        dialecto.do_commit = do_commit  # type: ignore[method-assign,assignment]
+        return motores
+
+    motor._abrir_sqlite = abrir
+
+
 SABOTAJES: dict[str, Callable[[str], None]] = {
     "perder_cambio": perder_cambio,
     "aplicar_dos_veces": aplicar_dos_veces,
     "vender_sin_stock": vender_sin_stock,
+    "disco_lleno": disco_lleno,
 }
 
 

@@ -229,6 +229,7 @@ async def test_health_is_503_degradado_when_the_database_does_not_answer(
     r = await http.get("/api/health")
     assert r.status_code == 503
     assert r.json()["estado"] == "degradado"
+    assert r.json()["motivo"] == "the database does not answer"
     assert r.json()["nodo"] == "nodo1"
     assert (await http.get("/api/health/ping")).status_code == 200
 

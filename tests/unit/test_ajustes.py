@@ -224,6 +224,30 @@ def test_the_access_log_is_off_unless_asked_for(escribir: Escribir) -> None:
     assert "access_log must be true or false" in mensaje(ruta)
 
 
+def test_connection_bounds_have_defaults_and_can_be_set(escribir: Escribir) -> None:
+    cluster = cargar(str(escribir(CLUSTER + nodo("nodo1", 5000))), "nodo1", {}).cluster
+    assert (cluster.max_connections, cluster.max_header_bytes, cluster.header_timeout_ms) == (1000, 32768, 5000)
+    texto = "max_connections = 50\nmax_header_bytes = 8192\nheader_timeout_ms = 750\n"
+    cluster = cargar(str(escribir(CLUSTER + texto + nodo("nodo1", 5000))), "nodo1", {}).cluster
+    assert (cluster.max_connections, cluster.max_header_bytes, cluster.header_timeout_ms) == (50, 8192, 750)
+
+
+@pytest.mark.parametrize(
+    ("clave", "valor", "dice"),
+    [
+        ("max_connections", "0", "1-100000"),
+        ("max_connections", '"1000"', "1-100000"),
+        ("max_header_bytes", "512", "1024-1048576"),
+        ("max_header_bytes", "true", "1024-1048576"),
+        ("header_timeout_ms", "60001", "100-60000"),
+        ("header_timeout_ms", "1.5", "100-60000"),
+    ],
+)
+def test_a_bad_connection_bound_is_refused(escribir: Escribir, clave: str, valor: str, dice: str) -> None:
+    ruta = escribir(CLUSTER + f"{clave} = {valor}\n" + nodo("nodo1", 5000))
+    assert f"[cluster] {clave} must be an integer {dice}" in mensaje(ruta)
+
+
 def test_pedidos_clock_offset_ms_shifts_this_nodes_clock_for_tests(escribir: Escribir) -> None:
     ruta = escribir(CLUSTER + nodo("nodo1", 5000))
     assert cargar(str(ruta), "nodo1", {}).desfase_reloj_ms == 0
