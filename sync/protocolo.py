@@ -90,13 +90,24 @@ def codificar(msg: Mapping[str, Any]) -> str:
     return _CODIFICADOR.encode(msg)
 
 
-def vector_valido(v: Any) -> dict[str, int]:
-    if not isinstance(v, dict) or len(v) > 1000:
+def vector_valido(v: Any, miembros: frozenset[str] | None = None) -> dict[str, int]:
+    """A peer's version vector, checked entry by entry; with ``miembros``, only their entries.
+
+    Entries of nodes that are not members are ignored, not refused: this node
+    never holds nor sends a change of theirs, so such an entry says nothing it
+    can use, while refusing it would cut this node off from a peer whose log
+    still holds changes of invented origins from before they were refused.
+    The count of entries is bounded by the message's size alone, for the same
+    reason: a cap on it is how 1,006 invented origins once stopped every link.
+    """
+    if not isinstance(v, dict):
         raise Rechazo("MALFORMADO", "bad version vector")
     for origen, seq in v.items():
-        if not es_id(origen) or not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        if not es_id(origen) or not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**63:
             raise Rechazo("MALFORMADO", "bad version vector")
-    return dict(v)
+    if miembros is None:
+        return dict(v)
+    return {o: s for o, s in v.items() if o in miembros}
 
 
 def _natural(v: Any, tope: int = MAX_UNIDADES) -> bool:
@@ -248,14 +259,20 @@ class SesionServidor:
             raise Rechazo("HOLA_REPETIDO", f"hello from {par} replays a nonce already used")
         self.nonces[nonce] = ahora_ms
         self.par = par
-        self.cursor = vector_valido(msg.get("vector"))
-        self.acuse = dict(self.cursor)
+        self.acuse = vector_valido(msg.get("vector"), self.miembros)
+        # Changes of origins that are not members, which a log written before they were
+        # refused may hold, are never sent: count them as sent already.
+        self.cursor = {o: s for o, s in vector_local.items() if o not in self.miembros} | self.acuse
         return {
             "tipo": "bienvenida",
             "nodo": self.nodo,
             "vector": dict(vector_local),
             "prueba": _firma(self.secreto, "bienvenida", self.cluster, self.nodo, par, nonce),
         }
+
+    @property
+    def miembros(self) -> frozenset[str]:
+        return self.pares | {self.nodo}
 
     def puede_enviar(self) -> bool:
         return self.en_vuelo < VENTANA_LOTES
@@ -280,7 +297,7 @@ class SesionServidor:
             raise Rechazo("MALFORMADO", "bad request for rights")
         if msg["tipo"] != "ack":
             raise Rechazo("PROTOCOLO", f"unexpected message {msg['tipo']!r}")
-        vector = vector_valido(msg.get("vector"))
+        vector = vector_valido(msg.get("vector"), self.miembros)
         self.acuse = vector
         # The peer may have learnt more from others meanwhile: never resend that.
         for origen, seq in vector.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -206,16 +207,41 @@ def bien_formado(ahora_ms: int) -> list[Mensaje]:
     return [c.a_json() for c in cliente_de_nodo2(ahora_ms)]
 
 
+def con_origenes_inventados(ahora_ms: int) -> list[Mensaje]:
+    """nodo2's cliente, and changes of three nodes that are in no settings."""
+    inventados = [Cambio(f"nodo-{n}", 1, sello(ahora_ms), "cliente", f"c-{n}", "nombre", "Nadie") for n in (7, 8, 9)]
+    return [c.a_json() for c in [*cliente_de_nodo2(ahora_ms), *inventados]]
+
+
+def con_un_cambio_de_nodo1(ahora_ms: int) -> list[Mensaje]:
+    """nodo2's cliente, and a change that claims to be nodo1's own, sent to nodo1."""
+    suplantado = Cambio("nodo1", 1, sello(ahora_ms), "cliente", "c-1", "nombre", "Eva suplantada")
+    return [c.a_json() for c in [*cliente_de_nodo2(ahora_ms), suplantado]]
+
+
+def con_un_surrogate_suelto(ahora_ms: int) -> list[Mensaje]:
+    """nodo2's cliente, its name half a surrogate pair: JSON's "\\ud800"."""
+    cambios = cliente_de_nodo2(ahora_ms)
+    return [c.a_json() for c in [dataclasses.replace(cambios[0], valor="Eva \ud800"), *cambios[1:]]]
+
+
 class ParFalso:
     """A websockets server that welcomes nodo1 and sends it one batch per link.
 
     It checks nodo1's hello with the cluster secret; with ``secreto`` it signs
-    its welcome with that one instead.
+    its welcome with that one instead. With ``luego``, every link after the
+    first gets that batch instead.
     """
 
-    def __init__(self, lote: Callable[[int], list[Mensaje]], secreto: str = SECRETO) -> None:
+    def __init__(
+        self,
+        lote: Callable[[int], list[Mensaje]],
+        secreto: str = SECRETO,
+        luego: Callable[[int], list[Mensaje]] | None = None,
+    ) -> None:
         self.lote = lote
         self.secreto = secreto
+        self.luego = luego
         self.respuestas: list[Mensaje] = []  # nodo1's first answer on each link
 
     async def atender(self, ws: ServerConnection) -> None:
@@ -227,16 +253,20 @@ class ParFalso:
                 firmado = f"bienvenida|{NOMBRE}|nodo2|nodo1|{hola['nonce']}".encode()
                 bienvenida["prueba"] = hmac.new(self.secreto.encode(), firmado, hashlib.sha256).hexdigest()
             await ws.send(p.codificar(bienvenida))
-            await ws.send(p.codificar({"tipo": "cambios", "cambios": self.lote(reloj_de_pared())}))
+            lote = self.luego if self.luego is not None and self.respuestas else self.lote
+            # json.dumps escapes what is not ASCII: a lone surrogate travels as "\\ud800", as a peer can send it.
+            await ws.send(json.dumps({"tipo": "cambios", "cambios": lote(reloj_de_pared())}))
             self.respuestas.append(p.decodificar(await ws.recv()))
 
 
 @contextlib.asynccontextmanager
-async def nodo1_marca_a(clusters: FabricaClusters, par: ParFalso | ParConVariosLotes) -> AsyncIterator[ProcesoNodo]:
-    """nodo1 running, with its peer nodo2 routed to ``par``; nodo2 itself never runs."""
+async def nodo1_marca_a(
+    clusters: FabricaClusters, par: ParFalso | ParConVariosLotes, nodos: int = 2
+) -> AsyncIterator[ProcesoNodo]:
+    """nodo1 running, with its peer nodo2 routed to ``par``; no other node runs."""
     async with serve(par.atender, "127.0.0.1", 0) as servidor:
         puerto = servidor.sockets[0].getsockname()[1]
-        c = await clusters(2, arrancar=False, via={"nodo1": {"nodo2": f"127.0.0.1:{puerto}"}})
+        c = await clusters(nodos, arrancar=False, via={"nodo1": {"nodo2": f"127.0.0.1:{puerto}"}})
         await c.arrancar("nodo1")
         yield c["nodo1"]
 
@@ -247,6 +277,9 @@ async def nodo1_marca_a(clusters: FabricaClusters, par: ParFalso | ParConVariosL
         pytest.param(lambda: ParFalso(con_campo_desconocido), "CAMBIO_INVALIDO", id="unknown-field"),
         pytest.param(lambda: ParFalso(con_reloj_adelantado), "DERIVA_RELOJ", id="clock-60s-ahead"),
         pytest.param(lambda: ParFalso(bien_formado, secreto="otro-secreto"), "SECRETO", id="welcome-without-proof"),
+        pytest.param(lambda: ParFalso(con_un_surrogate_suelto), "CAMBIO_INVALIDO", id="lone-surrogate"),
+        pytest.param(lambda: ParFalso(con_origenes_inventados), "ORIGEN_DESCONOCIDO", id="origins-not-in-settings"),
+        pytest.param(lambda: ParFalso(con_un_cambio_de_nodo1), "ORIGEN_PROPIO", id="the-receivers-own-origin"),
     ],
 )
 async def test_a_peer_that_sends_what_it_should_not_is_refused_and_none_of_its_batch_is_applied(
@@ -260,6 +293,28 @@ async def test_a_peer_that_sends_what_it_should_not_is_refused_and_none_of_its_b
         vector, cuenta, clientes = await foto(uno)
         assert "nodo2" not in vector and cuenta == 0 and clientes == []
         await sigue_sano(uno)
+
+
+@pytest.mark.parametrize(
+    ("lote", "codigo"),
+    [
+        pytest.param(con_origenes_inventados, "ORIGEN_DESCONOCIDO", id="origins-not-in-settings"),
+        pytest.param(con_un_cambio_de_nodo1, "ORIGEN_PROPIO", id="the-receivers-own-origin"),
+    ],
+)
+async def test_after_a_batch_refused_for_its_origins_the_link_recovers_and_stores_none_of_them(
+    clusters: FabricaClusters, lote: Callable[[int], list[Mensaje]], codigo: str
+) -> None:
+    """The refused batch leaves no trace in the vector, which honest hellos carry to every node."""
+    falso = ParFalso(lote, luego=bien_formado)
+    async with nodo1_marca_a(clusters, falso) as uno:
+        await esperar(lambda: len(falso.respuestas) >= 2, PLAZO, que="nodo1 dials the peer again")
+        assert (falso.respuestas[0]["tipo"], falso.respuestas[0].get("codigo")) == ("error", codigo)
+        assert falso.respuestas[1] == {"tipo": "ack", "vector": {"nodo2": 3}}
+        await en_registro(uno, "nodo1: refused what nodo2 sent", codigo)
+        vector, cuenta, clientes = await foto(uno)
+        assert vector == {"nodo2": 3} and cuenta == 3
+        assert [(x["nombre"], x["email"]) for x in clientes] == [("Eva", "eva@example.com")]
 
 
 async def test_a_well_formed_batch_from_a_peer_that_proves_the_secret_is_applied(clusters: FabricaClusters) -> None:
@@ -310,7 +365,7 @@ async def test_no_batch_that_follows_a_refused_one_on_a_link_is_applied(clusters
     def refusal(n: int) -> bool:
         return len(falso.enlaces) > n and any(m["tipo"] == "error" for m in falso.enlaces[n])
 
-    async with nodo1_marca_a(clusters, falso) as uno:
+    async with nodo1_marca_a(clusters, falso, nodos=3) as uno:  # nodo3 a member, which never runs
         # The second link's batches queue behind the first's: once it is refused, the first is settled.
         await esperar(lambda: refusal(0) and refusal(1), PLAZO, que="nodo1 refuses the peer on two links")
         assert {"tipo": "ack", "vector": {"nodo2": 3}} in falso.enlaces[0]

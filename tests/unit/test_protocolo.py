@@ -56,6 +56,19 @@ def test_a_bad_hello_is_refused_with_a_reason(alterar: Any, codigo: str) -> None
     assert e.value.codigo == codigo
 
 
+def test_entries_of_nodes_that_are_not_members_are_ignored_in_a_hello_and_in_an_ack() -> None:
+    """However many: 1,006 invented origins in a vector once had every hello refused."""
+    inventados = {f"inventado-{n}": 1 for n in range(1006)}
+    cliente, servidor = _par(), _servidor()
+    bienvenida = servidor.hola(cliente.hola({"nodo3": 4, **inventados}, AHORA), AHORA, {"nodo1": 9, "viejo": 2})
+    assert servidor.acuse == {"nodo3": 4}
+    # what the server's own log holds of a non-member is never sent: counted as sent already
+    assert servidor.cursor == {"nodo3": 4, "viejo": 2}
+    assert cliente.recibir(bienvenida | {"vector": {"nodo1": 9, **inventados}}) is None
+    servidor.recibir(cliente.ack({"nodo1": 3, **inventados}))
+    assert servidor.acuse == {"nodo1": 3}
+
+
 def test_a_hello_signed_with_another_secret_is_refused() -> None:
     with pytest.raises(p.Rechazo) as e:
         _servidor().hola(_par("otro-secreto").hola({}, AHORA), AHORA, {})
