@@ -78,21 +78,38 @@ async def en_registro(nodo: ProcesoNodo, *trozos: str) -> None:
 # --- A. a rogue dialer -----------------------------------------------------------
 
 
+Respuesta = Callable[[Mensaje], str | bytes]  # what to send, given the node's challenge
+
+
 def hola(
-    cluster: str = NOMBRE, secreto: str = SECRETO, nodo: str = "nodo2", ts: int | None = None, **cambiar: Any
-) -> str:
-    """A hello to nodo1, as nodo2 would sign it unless told otherwise."""
-    msg = p.SesionCliente(cluster, secreto, nodo, "nodo1").hola({}, reloj_de_pared() if ts is None else ts)
-    return p.codificar({**msg, **cambiar})
+    cluster: str = NOMBRE,
+    secreto: str = SECRETO,
+    nodo: str = "nodo2",
+    vector: dict[str, int] | None = None,
+    **cambiar: Any,
+) -> Respuesta:
+    """A hello to nodo1 answering its challenge, as nodo2 would sign it unless told otherwise."""
+
+    def responder(reto: Mensaje) -> str:
+        msg = p.SesionCliente(cluster, secreto, nodo, "nodo1").hola(reto, vector or {})
+        return p.codificar({**msg, **cambiar})
+
+    return responder
 
 
-async def marcar(nodo: ProcesoNodo, *textos: str | bytes, hasta: str | None = None) -> tuple[list[Mensaje], int | None]:
-    """Send ``textos`` on a fresh link; what came back until the node closed it (or ``hasta`` arrived)."""
+async def marcar(
+    nodo: ProcesoNodo, *textos: str | bytes | Respuesta, hasta: str | None = None
+) -> tuple[list[Mensaje], int | None]:
+    """Open a fresh link, take the node's challenge, send ``textos`` (those that are functions
+    answer the challenge); what came back after the challenge until the node closed the link
+    (or ``hasta`` arrived)."""
     recibidos: list[Mensaje] = []
     async with asyncio.timeout(PLAZO), connect(f"ws://{nodo.host}:{nodo.port}/sync", proxy=None) as ws:
         with contextlib.suppress(ConnectionClosed):
+            reto = json.loads(await ws.recv())
+            assert reto["tipo"] == "reto", reto
             for texto in textos:
-                await ws.send(texto)
+                await ws.send(texto(reto) if callable(texto) else texto)
             async for llegado in ws:
                 recibidos.append(json.loads(llegado))
                 if recibidos[-1]["tipo"] == hasta:
@@ -111,7 +128,7 @@ async def cluster(clusters: FabricaClusters) -> Cluster:
     ("mensaje", "codigo"),
     [
         pytest.param(lambda: hola(secreto="otro-secreto"), "SECRETO", id="wrong-secret"),
-        pytest.param(lambda: hola(ts=reloj_de_pared() - 60_000), "HOLA_CADUCADO", id="stale-timestamp"),
+        pytest.param(lambda: hola(reto="ab" * 16), "HOLA_REPETIDO", id="answers-another-challenge"),
         pytest.param(lambda: hola(cluster="otro-cluster"), "CLUSTER", id="other-cluster"),
         pytest.param(lambda: hola(version=p.VERSION + 1), "VERSION", id="other-version"),
         pytest.param(lambda: hola(nodo="nodo9"), "NODO_DESCONOCIDO", id="unknown-node"),
@@ -121,7 +138,7 @@ async def cluster(clusters: FabricaClusters) -> Cluster:
     ],
 )
 async def test_a_rogue_hello_is_answered_with_an_error_logged_and_changes_nothing(
-    cluster: Cluster, mensaje: Callable[[], str | bytes], codigo: str
+    cluster: Cluster, mensaje: Callable[[], str | bytes | Respuesta], codigo: str
 ) -> None:
     uno = cluster["nodo1"]
     antes = await foto(uno)
@@ -136,14 +153,81 @@ async def test_a_rogue_hello_is_answered_with_an_error_logged_and_changes_nothin
 async def test_a_hello_replayed_on_a_second_link_is_refused_as_a_repeat(cluster: Cluster) -> None:
     uno = cluster["nodo1"]
     antes = await foto(uno)
-    capturado = hola()
-    primero, _ = await marcar(uno, capturado, hasta="bienvenida")
+    capturados: list[str] = []
+
+    def capturar(reto: Mensaje) -> str:
+        capturados.append(str(hola()(reto)))
+        return capturados[-1]
+
+    primero, _ = await marcar(uno, capturar, hasta="bienvenida")
     assert primero[0]["tipo"] == "bienvenida"
-    segundo, cierre = await marcar(uno, capturado)
+    segundo, cierre = await marcar(uno, capturados[0])
     assert [(m["tipo"], m.get("codigo")) for m in segundo] == [("error", "HOLA_REPETIDO")]
     assert cierre == 1008
     await en_registro(uno, "nodo1: refused peer hello", "HOLA_REPETIDO")
     assert await foto(uno) == antes
+    await sigue_sano(uno)
+
+
+class Grabadora:
+    """A websockets relay standing between a dialer and its peer, keeping every hello it carries."""
+
+    def __init__(self, destino: str) -> None:
+        self.destino = destino
+        self.holas: list[str] = []
+
+    async def atender(self, ws: ServerConnection) -> None:
+        async with connect(self.destino, proxy=None, max_size=None, compression=None) as otro:
+
+            async def ida() -> None:
+                async for texto in ws:
+                    if isinstance(texto, str) and json.loads(texto)["tipo"] == "hola":
+                        self.holas.append(texto)
+                    await otro.send(texto)
+
+            async def vuelta() -> None:
+                async for texto in otro:
+                    await ws.send(texto)
+
+            tareas = [asyncio.ensure_future(ida()), asyncio.ensure_future(vuelta())]
+            await asyncio.wait(tareas, return_when=asyncio.FIRST_COMPLETED)
+            for t in tareas:
+                t.cancel()
+            await asyncio.gather(*tareas, return_exceptions=True)
+
+
+async def test_a_hello_recorded_from_a_real_dial_is_refused_by_the_node_once_restarted(
+    clusters: FabricaClusters,
+) -> None:
+    """nodo2 dials nodo1 through a recording relay; the hello it sent, played back to nodo1 freshly
+    restarted (nothing in memory) and within seconds (no clock to lean on), is refused."""
+    c = await clusters(2, arrancar=False)
+    uno = c["nodo1"]
+    grabadora = Grabadora(f"ws://{uno.host}:{uno.port}/sync")
+    async with serve(grabadora.atender, "127.0.0.1", 0, max_size=None, compression=None) as relevo:
+        puerto = relevo.sockets[0].getsockname()[1]
+        c.escribir_vias({("nodo2", "nodo1"): f"127.0.0.1:{puerto}"})
+        await c.arrancar()
+        await en_registro(c["nodo2"], "nodo2: linked to nodo1")
+        assert grabadora.holas
+        await c["nodo2"].parar()
+        await uno.reiniciar()
+        antes = await foto(uno)
+        recibidos, cierre = await marcar(uno, grabadora.holas[0])
+    assert [(m["tipo"], m.get("codigo")) for m in recibidos] == [("error", "HOLA_REPETIDO")]
+    assert cierre == 1008
+    await en_registro(uno, "nodo1: refused peer hello", "HOLA_REPETIDO")
+    assert await foto(uno) == antes
+    await sigue_sano(uno)
+
+
+async def test_a_hello_whose_vector_names_a_thousand_nodes_outside_the_cluster_is_welcomed(cluster: Cluster) -> None:
+    """Those entries are ignored: a peer whose log predates the check on origins still links."""
+    uno = cluster["nodo1"]
+    inventados = {f"inventado-{n}": 1 for n in range(1006)}
+    recibidos, _ = await marcar(uno, hola(vector={"nodo2": 0, **inventados}), hasta="al_dia")
+    assert [m["tipo"] for m in recibidos][0] == "bienvenida" and recibidos[-1]["tipo"] == "al_dia"
+    assert set(recibidos[0]["vector"]) == {"nodo1"}
     await sigue_sano(uno)
 
 
@@ -246,11 +330,12 @@ class ParFalso:
 
     async def atender(self, ws: ServerConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
-            sesion = p.SesionServidor(NOMBRE, SECRETO, "nodo2", frozenset({"nodo1"}), {})
+            sesion = p.SesionServidor(NOMBRE, SECRETO, "nodo2", frozenset({"nodo1"}))
+            await ws.send(p.codificar(sesion.desafio()))
             hola = p.decodificar(await ws.recv())
-            bienvenida = sesion.hola(hola, reloj_de_pared(), {})
+            bienvenida = sesion.hola(hola, {})
             if self.secreto != SECRETO:
-                firmado = f"bienvenida|{NOMBRE}|nodo2|nodo1|{hola['nonce']}".encode()
+                firmado = f"bienvenida|{p.VERSION}|{NOMBRE}|nodo2|nodo1|{hola['reto']}|{hola['nonce']}".encode()
                 bienvenida["prueba"] = hmac.new(self.secreto.encode(), firmado, hashlib.sha256).hexdigest()
             await ws.send(p.codificar(bienvenida))
             lote = self.luego if self.luego is not None and self.respuestas else self.lote
@@ -341,8 +426,9 @@ class ParConVariosLotes:
         recibidos: list[Mensaje] = []
         self.enlaces.append(recibidos)
         with contextlib.suppress(ConnectionClosed):
-            sesion = p.SesionServidor(NOMBRE, SECRETO, "nodo2", frozenset({"nodo1"}), {})
-            await ws.send(p.codificar(sesion.hola(p.decodificar(await ws.recv()), reloj_de_pared(), {})))
+            sesion = p.SesionServidor(NOMBRE, SECRETO, "nodo2", frozenset({"nodo1"}))
+            await ws.send(p.codificar(sesion.desafio()))
+            await ws.send(p.codificar(sesion.hola(p.decodificar(await ws.recv()), {})))
             for lote in self.lotes(reloj_de_pared()):
                 await ws.send(p.codificar({"tipo": "cambios", "cambios": lote}))
             async for llegado in ws:
