@@ -33,7 +33,6 @@ from websockets.asyncio.client import connect
 from bench.comun import ahora, correr
 from servidor.ajustes import cargar_cluster
 from sync import protocolo as p
-from sync.reloj import reloj_de_pared
 
 
 class Registro:
@@ -57,7 +56,7 @@ async def observar(
     sesion = p.SesionCliente(cluster, secreto, yo, nodo)
     tengo = dict(vector)
     async with connect(url, proxy=None, max_size=p.MAX_MENSAJE, open_timeout=5) as ws:
-        await ws.send(p.codificar(sesion.hola(tengo, reloj_de_pared())))
+        await ws.send(p.codificar(sesion.hola(p.decodificar(await ws.recv()), tengo)))
         while True:
             texto = await ws.recv()
             t = ahora()

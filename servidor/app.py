@@ -77,6 +77,7 @@ def crear_app(ajustes: Ajustes) -> Starlette:
             ajustes.nodo.id,
             max_deriva_ms=ajustes.cluster.max_clock_drift_ms,
             ahora=reloj_desplazado(ajustes.desfase_reloj_ms),
+            miembros=frozenset(n.id for n in ajustes.cluster.nodes),
         )
         app.state.ajustes = ajustes
         app.state.almacen = almacen

@@ -43,8 +43,9 @@ MAX_ITEMS = 200
 MAX_UNIDADES = 10**12
 MAX_DINERO = Decimal("9999999999.99")  # DECIMAL(12,2)
 MAX_BASE = 2000
-_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_HUELLA = re.compile(r"^[0-9a-f]{64}$")
+# fullmatch, never match with "$": "$" also matches before a final newline.
+_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_HUELLA = re.compile(r"[0-9a-f]{64}")
 # Money as text: ASCII digits only. Decimal() alone also takes "4_50", other scripts' digits,
 # exponents, spaces, "NaN" and "Infinity".
 DINERO = re.compile(r"-?[0-9]+(?:\.[0-9]{1,2})?")
@@ -103,18 +104,33 @@ def codificar(valor: Any) -> str:
 
 
 def es_id(valor: Any) -> bool:
-    return isinstance(valor, str) and bool(_ID.match(valor))
+    return isinstance(valor, str) and bool(_ID.fullmatch(valor))
 
 
 # --- value checks: each returns True when the value is acceptable -----------
 
 
+def _unicode(v: str) -> bool:
+    """Whether ``v`` is Unicode text.
+
+    JSON's ``"\\ud800"`` decodes to half a surrogate pair, which no driver can
+    store: refused here, with the batch, not by the driver mid-transaction.
+    """
+    if v.isascii():
+        return True
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _texto(v: Any) -> bool:
-    return isinstance(v, str) and 0 < len(v) <= MAX_TEXTO
+    return isinstance(v, str) and 0 < len(v) <= MAX_TEXTO and _unicode(v)
 
 
 def _texto_o_nulo(v: Any) -> bool:
-    return v is None or (isinstance(v, str) and len(v) <= MAX_TEXTO)
+    return v is None or (isinstance(v, str) and len(v) <= MAX_TEXTO and _unicode(v))
 
 
 def _booleano(v: Any) -> bool:
@@ -147,7 +163,7 @@ def _verdadero(v: Any) -> bool:
 
 
 def _huella(v: Any) -> bool:
-    return isinstance(v, str) and bool(_HUELLA.match(v))
+    return isinstance(v, str) and bool(_HUELLA.fullmatch(v))
 
 
 def _movimiento(v: Any) -> bool:

@@ -39,7 +39,6 @@ class Nodo(Protocol):
     cluster: str
     secreto: str
     nodo_id: str
-    nonces: dict[str, int]
 
     def pares(self) -> frozenset[str]: ...
     def estado(self, par: str) -> Any: ...
@@ -58,10 +57,11 @@ class Ronda:
 
 async def servir(ws: WebSocket, nodo: Nodo) -> None:
     await ws.accept()
-    sesion = p.SesionServidor(nodo.cluster, nodo.secreto, nodo.nodo_id, nodo.pares(), nodo.nonces)
+    sesion = p.SesionServidor(nodo.cluster, nodo.secreto, nodo.nodo_id, nodo.pares())
     try:
+        await ws.send_text(p.codificar(sesion.desafio()))
         msg = p.decodificar(await asyncio.wait_for(_recibir(ws), PLAZO_HOLA_S))
-        bienvenida = sesion.hola(msg, nodo.almacen.reloj.ahora_ms(), nodo.almacen.vector)
+        bienvenida = sesion.hola(msg, nodo.almacen.vector)
     except p.Rechazo as e:
         origen = ws.client.host if ws.client else "?"
         log.warning("%s: refused peer hello from %s: %s %s", nodo.nodo_id, origen, e.codigo, e.mensaje)
@@ -197,7 +197,6 @@ async def marcar(url: str, par: str, nodo: Nodo, ronda: bool = False) -> Ronda:
         # peers share a LAN (or a tunnel that compresses), not a metered link.
         compression=None,
     ) as ws:
-        await ws.send(p.codificar(sesion.hola(nodo.almacen.vector, nodo.almacen.reloj.ahora_ms())))
 
         async def pedir(producto: str, necesita: int, extra: int) -> dict[str, Any]:
             """Ask ``par`` for rights; the answer comes once the grant is applied here."""
@@ -267,6 +266,8 @@ async def marcar(url: str, par: str, nodo: Nodo, ronda: bool = False) -> Ronda:
                     await en_orden.put((None, msg))
 
         try:
+            reto = p.decodificar(await asyncio.wait_for(ws.recv(), PLAZO_HOLA_S))
+            await ws.send(p.codificar(sesion.hola(reto, nodo.almacen.vector)))
             await _hasta_que_uno_termine(leer(), confirmar())
             return resultado
         except ErrorSync as e:

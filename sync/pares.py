@@ -85,7 +85,6 @@ class GestorPares:
         self.cluster = ajustes.cluster.name
         self.secreto = ajustes.cluster.secret
         self.nodo_id = ajustes.nodo.id
-        self.nonces: dict[str, int] = {}
         self._estados = {par.id: EstadoPar(par.id, par.url, notificar=self._avisar) for par in ajustes.pares}
         self._interesados: list[Callable[[], None]] = []
         self._enlaces: list[Callable[[Sequence[Cambio]], None]] = []

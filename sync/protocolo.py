@@ -2,15 +2,19 @@
 
 A node *pulls*: it dials every peer and asks for what it lacks.
 
+0. Server → dialer ``reto``: the protocol version and ``nonce``, a fresh
+   random challenge, sent as soon as the link opens and good for one hello.
 1. Dialer → server ``hola``: cluster name, its node id, protocol version,
-   its version vector, a fresh nonce, its wall-clock time, and
-   ``prueba = HMAC(secret, "hola|version|cluster|dialer|server|nonce|ts")``. Naming
-   the server in the proof keeps a hello captured on one link from being
-   replayed on another; the nonce, remembered for the validity window, keeps
-   it from being replayed on the same one; the timestamp bounds that window.
+   its version vector, the server's challenge (``reto``), a fresh nonce of
+   its own, and ``prueba = HMAC(secret,
+   "hola|version|cluster|dialer|server|reto|nonce")``. The proof signs a
+   challenge that no earlier link was ever given, so a recorded hello is
+   never accepted again: not on the same link, not on another, not after
+   the server restarts (nothing is remembered, and no clock is trusted).
 2. Server → dialer ``bienvenida``: its node id, its vector, and
-   ``HMAC(secret, "bienvenida|cluster|server|dialer|nonce")``, so the dialer
-   knows it is talking to the cluster too before it applies anything.
+   ``HMAC(secret, "bienvenida|version|cluster|server|dialer|reto|nonce")``:
+   signing the dialer's own fresh nonce, it proves to the dialer that it is
+   talking to the cluster now, before it applies anything.
 3. Server → dialer ``cambios``: a batch of changes the dialer lacks, of any
    origin (so changes relay through a third node), each origin's part a
    gap-free continuation of what the dialer has; then more batches, then
@@ -27,7 +31,12 @@ A node *pulls*: it dials every peer and asks for what it lacks.
    (``seq``) went out on this link, so a dialer that reads the answer has
    already applied the grant.
 6. Either side may send ``error`` (``codigo``, ``mensaje``) and close.
-   Nothing of a refused batch is applied.
+   Nothing of a refused batch is applied; besides what the vocabulary
+   refuses, the store refuses a batch holding a change of a node that is
+   not a member, or of the receiving node itself (``Almacen.fusionar``).
+
+Version vectors (``hola``, ``ack``) are checked entry by entry, and entries
+of nodes that are not members are ignored (see :func:`vector_valido`).
 
 The sessions below take a decoded message and answer the messages to send
 (or the changes to apply); sockets and the store are the caller's business.
@@ -46,8 +55,7 @@ from typing import Any
 from sync.cambios import MAX_UNIDADES, Cambio, desde_json, es_id
 from sync.errores import ErrorSync
 
-VERSION = 1
-VENTANA_HOLA_MS = 30_000
+VERSION = 2
 MAX_MENSAJE = 4 * 1024 * 1024
 MAX_LOTE = 500
 MAX_LOTE_BYTES = 1024 * 1024
@@ -68,7 +76,15 @@ def _firma(secreto: str, *partes: object) -> str:
 
 
 def _igual(a: Any, b: str) -> bool:
-    return isinstance(a, str) and hmac.compare_digest(a.encode(), b.encode())
+    return isinstance(a, str) and a.isascii() and hmac.compare_digest(a.encode(), b.encode())
+
+
+def _nonce() -> str:
+    return os.urandom(16).hex()
+
+
+def _es_nonce(v: Any) -> bool:
+    return isinstance(v, str) and 32 <= len(v) <= 64 and v.isascii() and v.isalnum()
 
 
 def decodificar(texto: str | bytes) -> dict[str, Any]:
@@ -90,13 +106,24 @@ def codificar(msg: Mapping[str, Any]) -> str:
     return _CODIFICADOR.encode(msg)
 
 
-def vector_valido(v: Any) -> dict[str, int]:
-    if not isinstance(v, dict) or len(v) > 1000:
+def vector_valido(v: Any, miembros: frozenset[str] | None = None) -> dict[str, int]:
+    """A peer's version vector, checked entry by entry; with ``miembros``, only their entries.
+
+    Entries of nodes that are not members are ignored, not refused: this node
+    never holds nor sends a change of theirs, so such an entry says nothing it
+    can use, while refusing it would cut this node off from a peer whose log
+    still holds changes of invented origins from before they were refused.
+    The count of entries is bounded by the message's size alone, for the same
+    reason: a cap on it is how 1,006 invented origins once stopped every link.
+    """
+    if not isinstance(v, dict):
         raise Rechazo("MALFORMADO", "bad version vector")
     for origen, seq in v.items():
-        if not es_id(origen) or not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        if not es_id(origen) or not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**63:
             raise Rechazo("MALFORMADO", "bad version vector")
-    return dict(v)
+    if miembros is None:
+        return dict(v)
+    return {o: s for o, s in v.items() if o in miembros}
 
 
 def _natural(v: Any, tope: int = MAX_UNIDADES) -> bool:
@@ -157,20 +184,32 @@ class SesionCliente:
     secreto: str
     nodo: str
     destino: str
-    nonce: str = field(default_factory=lambda: os.urandom(16).hex())
+    nonce: str = field(default_factory=_nonce)
+    reto: str | None = None  # the server's challenge, once it came
     autenticado: bool = False
 
-    def hola(self, vector: Mapping[str, int], ahora_ms: int) -> dict[str, Any]:
+    def hola(self, reto: dict[str, Any], vector: Mapping[str, int]) -> dict[str, Any]:
+        """The hello that answers the server's ``reto``."""
+        tipo = reto["tipo"]
+        if tipo == "error":
+            raise Rechazo(str(reto.get("codigo", "ERROR")), f"peer refused us: {reto.get('mensaje')}")
+        if tipo != "reto" or self.reto is not None:
+            raise Rechazo("PROTOCOLO", f"expected one reto, got {tipo!r}")
+        if reto.get("version") != VERSION:
+            raise Rechazo("VERSION", f"{self.destino} speaks protocol version {reto.get('version')!r}, we {VERSION}")
+        if not _es_nonce(reto.get("nonce")):
+            raise Rechazo("MALFORMADO", "challenge without a proper nonce")
+        self.reto = reto["nonce"]
         return {
             "tipo": "hola",
             "cluster": self.cluster,
             "nodo": self.nodo,
             "version": VERSION,
             "vector": dict(vector),
+            "reto": self.reto,
             "nonce": self.nonce,
-            "ts": ahora_ms,
             "prueba": _firma(
-                self.secreto, "hola", VERSION, self.cluster, self.nodo, self.destino, self.nonce, ahora_ms
+                self.secreto, "hola", VERSION, self.cluster, self.nodo, self.destino, self.reto, self.nonce
             ),
         }
 
@@ -180,9 +219,11 @@ class SesionCliente:
         if tipo == "error":
             raise Rechazo(str(msg.get("codigo", "ERROR")), f"peer refused us: {msg.get('mensaje')}")
         if not self.autenticado:
-            if tipo != "bienvenida":
+            if tipo != "bienvenida" or self.reto is None:
                 raise Rechazo("PROTOCOLO", f"expected bienvenida, got {tipo!r}")
-            esperada = _firma(self.secreto, "bienvenida", self.cluster, self.destino, self.nodo, self.nonce)
+            esperada = _firma(
+                self.secreto, "bienvenida", VERSION, self.cluster, self.destino, self.nodo, self.reto, self.nonce
+            )
             if msg.get("nodo") != self.destino or not _igual(msg.get("prueba"), esperada):
                 raise Rechazo("SECRETO", f"{self.destino} could not prove the cluster secret")
             vector_valido(msg.get("vector"))
@@ -213,49 +254,55 @@ class SesionCliente:
 
 @dataclass
 class SesionServidor:
-    """The serving side of one link: checks the hello, tracks the cursor."""
+    """The serving side of one link: challenges the dialer, checks its hello, tracks the cursor."""
 
     cluster: str
     secreto: str
     nodo: str
     pares: frozenset[str]
-    nonces: dict[str, int]
+    reto: str = field(default_factory=_nonce)  # this link's challenge; spent by the first hello
     par: str | None = None
     cursor: dict[str, int] = field(default_factory=dict)
     acuse: dict[str, int] = field(default_factory=dict)
     en_vuelo: int = 0
 
-    def hola(self, msg: dict[str, Any], ahora_ms: int, vector_local: Mapping[str, int]) -> dict[str, Any]:
+    def desafio(self) -> dict[str, Any]:
+        """The first message of the link, before the dialer says anything."""
+        return {"tipo": "reto", "version": VERSION, "nonce": self.reto}
+
+    def hola(self, msg: dict[str, Any], vector_local: Mapping[str, int]) -> dict[str, Any]:
+        reto, self.reto = self.reto, ""  # one hello per challenge, whatever becomes of it
         if msg["tipo"] != "hola":
             raise Rechazo("PROTOCOLO", f"expected hola, got {msg['tipo']!r}")
         if msg.get("version") != VERSION:
             raise Rechazo("VERSION", f"protocol version {msg.get('version')!r}, this node speaks {VERSION}")
         if msg.get("cluster") != self.cluster:
             raise Rechazo("CLUSTER", f"cluster {msg.get('cluster')!r} is not {self.cluster!r}")
-        par, nonce, ts = msg.get("nodo"), msg.get("nonce"), msg.get("ts")
+        par, nonce = msg.get("nodo"), msg.get("nonce")
         if par not in self.pares:
             raise Rechazo("NODO_DESCONOCIDO", f"{par!r} is not a peer in this cluster's settings")
-        if not isinstance(nonce, str) or not 16 <= len(nonce) <= 64 or not isinstance(ts, int):
-            raise Rechazo("MALFORMADO", "hello without a proper nonce and timestamp")
-        esperada = _firma(self.secreto, "hola", VERSION, self.cluster, par, self.nodo, nonce, ts)
+        if not _es_nonce(nonce) or not _es_nonce(msg.get("reto")):
+            raise Rechazo("MALFORMADO", "hello without a proper challenge and nonce")
+        if not reto or msg["reto"] != reto:
+            raise Rechazo("HOLA_REPETIDO", f"hello from {par} answers a challenge this link never sent: a replay")
+        esperada = _firma(self.secreto, "hola", VERSION, self.cluster, par, self.nodo, reto, nonce)
         if not _igual(msg.get("prueba"), esperada):
             raise Rechazo("SECRETO", f"{par} could not prove the cluster secret")
-        if abs(ahora_ms - ts) > VENTANA_HOLA_MS:
-            raise Rechazo("HOLA_CADUCADO", f"hello stamped {ahora_ms - ts} ms away from our clock")
-        for viejo in [n for n, t in self.nonces.items() if ahora_ms - t > VENTANA_HOLA_MS]:
-            del self.nonces[viejo]
-        if nonce in self.nonces:
-            raise Rechazo("HOLA_REPETIDO", f"hello from {par} replays a nonce already used")
-        self.nonces[nonce] = ahora_ms
         self.par = par
-        self.cursor = vector_valido(msg.get("vector"))
-        self.acuse = dict(self.cursor)
+        self.acuse = vector_valido(msg.get("vector"), self.miembros)
+        # Changes of origins that are not members, which a log written before they were
+        # refused may hold, are never sent: count them as sent already.
+        self.cursor = {o: s for o, s in vector_local.items() if o not in self.miembros} | self.acuse
         return {
             "tipo": "bienvenida",
             "nodo": self.nodo,
             "vector": dict(vector_local),
-            "prueba": _firma(self.secreto, "bienvenida", self.cluster, self.nodo, par, nonce),
+            "prueba": _firma(self.secreto, "bienvenida", VERSION, self.cluster, self.nodo, par, reto, nonce),
         }
+
+    @property
+    def miembros(self) -> frozenset[str]:
+        return self.pares | {self.nodo}
 
     def puede_enviar(self) -> bool:
         return self.en_vuelo < VENTANA_LOTES
@@ -280,7 +327,7 @@ class SesionServidor:
             raise Rechazo("MALFORMADO", "bad request for rights")
         if msg["tipo"] != "ack":
             raise Rechazo("PROTOCOLO", f"unexpected message {msg['tipo']!r}")
-        vector = vector_valido(msg.get("vector"))
+        vector = vector_valido(msg.get("vector"), self.miembros)
         self.acuse = vector
         # The peer may have learnt more from others meanwhile: never resend that.
         for origen, seq in vector.items():

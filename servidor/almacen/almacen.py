@@ -8,10 +8,13 @@ Two entrances, one path:
   and hands them to ``apply``. ``seq`` and the clock's high-water mark are
   stored in the same transaction, so a crash rolls back both the changes and
   their numbers.
-- :meth:`Almacen.fusionar` takes changes from a peer, drops those already
-  here, keeps each origin gap-free (a change past a gap waits for a later
-  round), refuses the whole batch if one is stamped too far ahead, and hands
-  the rest to the same ``apply``. The batches of one peer link form a
+- :meth:`Almacen.fusionar` takes changes from a peer, refuses the whole
+  batch if one claims this node's own origin (a node is the only writer of
+  its origin, and its changes never come back to it) or that of a node that
+  is not a member of the cluster, drops those already here, keeps each
+  origin gap-free (a change past a gap waits for a later round), refuses the
+  whole batch if one is stamped too far ahead, and hands the rest to the
+  same ``apply``. The batches of one peer link form a
   :class:`~servidor.almacen.cadena.Cadena`: once one is refused, none after
   it is applied.
 
@@ -59,6 +62,7 @@ from servidor.errores import AlmacenNoDisponible, Validacion
 from sync import protocolo as p
 from sync import reglas
 from sync.cambios import MAX_UNIDADES, Cambio, validar
+from sync.errores import OrigenDesconocido, OrigenPropio
 from sync.reloj import Reloj, reloj_de_pared
 
 log = logging.getLogger(__name__)
@@ -138,9 +142,19 @@ class _Encargo:
 
 
 class Almacen:
-    def __init__(self, motores: Motores, nodo_id: str, reloj: Reloj, siguiente_seq: int, vector: dict[str, int]):
+    def __init__(
+        self,
+        motores: Motores,
+        nodo_id: str,
+        reloj: Reloj,
+        siguiente_seq: int,
+        vector: dict[str, int],
+        miembros: frozenset[str] | None = None,
+    ):
         self.motores = motores
         self.nodo_id = nodo_id
+        # The nodes of the cluster, the only origins a merge takes; None takes any (tools, tests).
+        self.miembros = miembros
         self.reloj = reloj
         self._siguiente_seq = siguiente_seq
         self._vector = vector
@@ -159,6 +173,7 @@ class Almacen:
         nodo_id: str,
         max_deriva_ms: int = 500,
         ahora: Callable[[], int] = reloj_de_pared,
+        miembros: frozenset[str] | None = None,
     ) -> Almacen:
         motores = await abrir(url)
 
@@ -186,7 +201,7 @@ class Almacen:
                 nodo_id,
                 reloj.adelanto_ms() / 1000,
             )
-        return cls(motores, nodo_id, reloj, siguiente, vector)
+        return cls(motores, nodo_id, reloj, siguiente, vector, miembros)
 
     async def cerrar(self) -> None:
         """Finish the work already queued, then close the database."""
@@ -260,12 +275,18 @@ class Almacen:
         ``cadena`` is the peer link's: batches of one chain are applied in the
         order this is called, and once one of them is refused, every later one
         is refused too (``CadenaRota``), untouched (see ``cadena``).
+
+        A batch holding a change of this node's own origin (``OrigenPropio``)
+        or of a node outside ``miembros`` (``OrigenDesconocido``) is refused
+        whole, duplicates included: no honest peer sends either, and invented
+        origins, once stored, would travel to every node and swell its vector.
         """
         eslabon = cadena.eslabon() if cadena is not None else None
         try:
             if not validados:
                 for c in cambios:
                     validar(c)
+            self._comprobar_origenes({c.origen for c in cambios})
             if eslabon is not None and (rechazo := eslabon.rechazo()) is not None:
                 raise rechazo
         except Exception as error:
@@ -305,6 +326,13 @@ class Almacen:
 
         resultado: ResultadoFusion = await self._encargar(trabajo, duradero=False, eslabon=eslabon)
         return resultado
+
+    def _comprobar_origenes(self, origenes: set[str]) -> None:
+        if self.nodo_id in origenes:
+            raise OrigenPropio(f"a change claims this node's origin {self.nodo_id}: only {self.nodo_id} writes it")
+        if self.miembros is not None and (ajenos := origenes - self.miembros):
+            nombres = ", ".join(sorted(ajenos)[:3]) + (", …" if len(ajenos) > 3 else "")
+            raise OrigenDesconocido(f"changes of {len(ajenos)} origins that are not members of the cluster: {nombres}")
 
     async def _encargar(self, trabajo: Trabajo, duradero: bool, eslabon: Eslabon | None = None) -> Any:
         """Queue work for the writer task and wait until the transaction that ran it is over.

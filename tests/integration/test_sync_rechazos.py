@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -77,21 +78,38 @@ async def en_registro(nodo: ProcesoNodo, *trozos: str) -> None:
 # --- A. a rogue dialer -----------------------------------------------------------
 
 
+Respuesta = Callable[[Mensaje], str | bytes]  # what to send, given the node's challenge
+
+
 def hola(
-    cluster: str = NOMBRE, secreto: str = SECRETO, nodo: str = "nodo2", ts: int | None = None, **cambiar: Any
-) -> str:
-    """A hello to nodo1, as nodo2 would sign it unless told otherwise."""
-    msg = p.SesionCliente(cluster, secreto, nodo, "nodo1").hola({}, reloj_de_pared() if ts is None else ts)
-    return p.codificar({**msg, **cambiar})
+    cluster: str = NOMBRE,
+    secreto: str = SECRETO,
+    nodo: str = "nodo2",
+    vector: dict[str, int] | None = None,
+    **cambiar: Any,
+) -> Respuesta:
+    """A hello to nodo1 answering its challenge, as nodo2 would sign it unless told otherwise."""
+
+    def responder(reto: Mensaje) -> str:
+        msg = p.SesionCliente(cluster, secreto, nodo, "nodo1").hola(reto, vector or {})
+        return p.codificar({**msg, **cambiar})
+
+    return responder
 
 
-async def marcar(nodo: ProcesoNodo, *textos: str | bytes, hasta: str | None = None) -> tuple[list[Mensaje], int | None]:
-    """Send ``textos`` on a fresh link; what came back until the node closed it (or ``hasta`` arrived)."""
+async def marcar(
+    nodo: ProcesoNodo, *textos: str | bytes | Respuesta, hasta: str | None = None
+) -> tuple[list[Mensaje], int | None]:
+    """Open a fresh link, take the node's challenge, send ``textos`` (those that are functions
+    answer the challenge); what came back after the challenge until the node closed the link
+    (or ``hasta`` arrived)."""
     recibidos: list[Mensaje] = []
     async with asyncio.timeout(PLAZO), connect(f"ws://{nodo.host}:{nodo.port}/sync", proxy=None) as ws:
         with contextlib.suppress(ConnectionClosed):
+            reto = json.loads(await ws.recv())
+            assert reto["tipo"] == "reto", reto
             for texto in textos:
-                await ws.send(texto)
+                await ws.send(texto(reto) if callable(texto) else texto)
             async for llegado in ws:
                 recibidos.append(json.loads(llegado))
                 if recibidos[-1]["tipo"] == hasta:
@@ -110,7 +128,7 @@ async def cluster(clusters: FabricaClusters) -> Cluster:
     ("mensaje", "codigo"),
     [
         pytest.param(lambda: hola(secreto="otro-secreto"), "SECRETO", id="wrong-secret"),
-        pytest.param(lambda: hola(ts=reloj_de_pared() - 60_000), "HOLA_CADUCADO", id="stale-timestamp"),
+        pytest.param(lambda: hola(reto="ab" * 16), "HOLA_REPETIDO", id="answers-another-challenge"),
         pytest.param(lambda: hola(cluster="otro-cluster"), "CLUSTER", id="other-cluster"),
         pytest.param(lambda: hola(version=p.VERSION + 1), "VERSION", id="other-version"),
         pytest.param(lambda: hola(nodo="nodo9"), "NODO_DESCONOCIDO", id="unknown-node"),
@@ -120,7 +138,7 @@ async def cluster(clusters: FabricaClusters) -> Cluster:
     ],
 )
 async def test_a_rogue_hello_is_answered_with_an_error_logged_and_changes_nothing(
-    cluster: Cluster, mensaje: Callable[[], str | bytes], codigo: str
+    cluster: Cluster, mensaje: Callable[[], str | bytes | Respuesta], codigo: str
 ) -> None:
     uno = cluster["nodo1"]
     antes = await foto(uno)
@@ -135,14 +153,81 @@ async def test_a_rogue_hello_is_answered_with_an_error_logged_and_changes_nothin
 async def test_a_hello_replayed_on_a_second_link_is_refused_as_a_repeat(cluster: Cluster) -> None:
     uno = cluster["nodo1"]
     antes = await foto(uno)
-    capturado = hola()
-    primero, _ = await marcar(uno, capturado, hasta="bienvenida")
+    capturados: list[str] = []
+
+    def capturar(reto: Mensaje) -> str:
+        capturados.append(str(hola()(reto)))
+        return capturados[-1]
+
+    primero, _ = await marcar(uno, capturar, hasta="bienvenida")
     assert primero[0]["tipo"] == "bienvenida"
-    segundo, cierre = await marcar(uno, capturado)
+    segundo, cierre = await marcar(uno, capturados[0])
     assert [(m["tipo"], m.get("codigo")) for m in segundo] == [("error", "HOLA_REPETIDO")]
     assert cierre == 1008
     await en_registro(uno, "nodo1: refused peer hello", "HOLA_REPETIDO")
     assert await foto(uno) == antes
+    await sigue_sano(uno)
+
+
+class Grabadora:
+    """A websockets relay standing between a dialer and its peer, keeping every hello it carries."""
+
+    def __init__(self, destino: str) -> None:
+        self.destino = destino
+        self.holas: list[str] = []
+
+    async def atender(self, ws: ServerConnection) -> None:
+        async with connect(self.destino, proxy=None, max_size=None, compression=None) as otro:
+
+            async def ida() -> None:
+                async for texto in ws:
+                    if isinstance(texto, str) and json.loads(texto)["tipo"] == "hola":
+                        self.holas.append(texto)
+                    await otro.send(texto)
+
+            async def vuelta() -> None:
+                async for texto in otro:
+                    await ws.send(texto)
+
+            tareas = [asyncio.ensure_future(ida()), asyncio.ensure_future(vuelta())]
+            await asyncio.wait(tareas, return_when=asyncio.FIRST_COMPLETED)
+            for t in tareas:
+                t.cancel()
+            await asyncio.gather(*tareas, return_exceptions=True)
+
+
+async def test_a_hello_recorded_from_a_real_dial_is_refused_by_the_node_once_restarted(
+    clusters: FabricaClusters,
+) -> None:
+    """nodo2 dials nodo1 through a recording relay; the hello it sent, played back to nodo1 freshly
+    restarted (nothing in memory) and within seconds (no clock to lean on), is refused."""
+    c = await clusters(2, arrancar=False)
+    uno = c["nodo1"]
+    grabadora = Grabadora(f"ws://{uno.host}:{uno.port}/sync")
+    async with serve(grabadora.atender, "127.0.0.1", 0, max_size=None, compression=None) as relevo:
+        puerto = relevo.sockets[0].getsockname()[1]
+        c.escribir_vias({("nodo2", "nodo1"): f"127.0.0.1:{puerto}"})
+        await c.arrancar()
+        await en_registro(c["nodo2"], "nodo2: linked to nodo1")
+        assert grabadora.holas
+        await c["nodo2"].parar()
+        await uno.reiniciar()
+        antes = await foto(uno)
+        recibidos, cierre = await marcar(uno, grabadora.holas[0])
+    assert [(m["tipo"], m.get("codigo")) for m in recibidos] == [("error", "HOLA_REPETIDO")]
+    assert cierre == 1008
+    await en_registro(uno, "nodo1: refused peer hello", "HOLA_REPETIDO")
+    assert await foto(uno) == antes
+    await sigue_sano(uno)
+
+
+async def test_a_hello_whose_vector_names_a_thousand_nodes_outside_the_cluster_is_welcomed(cluster: Cluster) -> None:
+    """Those entries are ignored: a peer whose log predates the check on origins still links."""
+    uno = cluster["nodo1"]
+    inventados = {f"inventado-{n}": 1 for n in range(1006)}
+    recibidos, _ = await marcar(uno, hola(vector={"nodo2": 0, **inventados}), hasta="al_dia")
+    assert [m["tipo"] for m in recibidos][0] == "bienvenida" and recibidos[-1]["tipo"] == "al_dia"
+    assert set(recibidos[0]["vector"]) == {"nodo1"}
     await sigue_sano(uno)
 
 
@@ -206,37 +291,67 @@ def bien_formado(ahora_ms: int) -> list[Mensaje]:
     return [c.a_json() for c in cliente_de_nodo2(ahora_ms)]
 
 
+def con_origenes_inventados(ahora_ms: int) -> list[Mensaje]:
+    """nodo2's cliente, and changes of three nodes that are in no settings."""
+    inventados = [Cambio(f"nodo-{n}", 1, sello(ahora_ms), "cliente", f"c-{n}", "nombre", "Nadie") for n in (7, 8, 9)]
+    return [c.a_json() for c in [*cliente_de_nodo2(ahora_ms), *inventados]]
+
+
+def con_un_cambio_de_nodo1(ahora_ms: int) -> list[Mensaje]:
+    """nodo2's cliente, and a change that claims to be nodo1's own, sent to nodo1."""
+    suplantado = Cambio("nodo1", 1, sello(ahora_ms), "cliente", "c-1", "nombre", "Eva suplantada")
+    return [c.a_json() for c in [*cliente_de_nodo2(ahora_ms), suplantado]]
+
+
+def con_un_surrogate_suelto(ahora_ms: int) -> list[Mensaje]:
+    """nodo2's cliente, its name half a surrogate pair: JSON's "\\ud800"."""
+    cambios = cliente_de_nodo2(ahora_ms)
+    return [c.a_json() for c in [dataclasses.replace(cambios[0], valor="Eva \ud800"), *cambios[1:]]]
+
+
 class ParFalso:
     """A websockets server that welcomes nodo1 and sends it one batch per link.
 
     It checks nodo1's hello with the cluster secret; with ``secreto`` it signs
-    its welcome with that one instead.
+    its welcome with that one instead. With ``luego``, every link after the
+    first gets that batch instead.
     """
 
-    def __init__(self, lote: Callable[[int], list[Mensaje]], secreto: str = SECRETO) -> None:
+    def __init__(
+        self,
+        lote: Callable[[int], list[Mensaje]],
+        secreto: str = SECRETO,
+        luego: Callable[[int], list[Mensaje]] | None = None,
+    ) -> None:
         self.lote = lote
         self.secreto = secreto
+        self.luego = luego
         self.respuestas: list[Mensaje] = []  # nodo1's first answer on each link
 
     async def atender(self, ws: ServerConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
-            sesion = p.SesionServidor(NOMBRE, SECRETO, "nodo2", frozenset({"nodo1"}), {})
+            sesion = p.SesionServidor(NOMBRE, SECRETO, "nodo2", frozenset({"nodo1"}))
+            await ws.send(p.codificar(sesion.desafio()))
             hola = p.decodificar(await ws.recv())
-            bienvenida = sesion.hola(hola, reloj_de_pared(), {})
+            bienvenida = sesion.hola(hola, {})
             if self.secreto != SECRETO:
-                firmado = f"bienvenida|{NOMBRE}|nodo2|nodo1|{hola['nonce']}".encode()
+                firmado = f"bienvenida|{p.VERSION}|{NOMBRE}|nodo2|nodo1|{hola['reto']}|{hola['nonce']}".encode()
                 bienvenida["prueba"] = hmac.new(self.secreto.encode(), firmado, hashlib.sha256).hexdigest()
             await ws.send(p.codificar(bienvenida))
-            await ws.send(p.codificar({"tipo": "cambios", "cambios": self.lote(reloj_de_pared())}))
+            lote = self.luego if self.luego is not None and self.respuestas else self.lote
+            # json.dumps escapes what is not ASCII: a lone surrogate travels as "\\ud800", as a peer can send it.
+            await ws.send(json.dumps({"tipo": "cambios", "cambios": lote(reloj_de_pared())}))
             self.respuestas.append(p.decodificar(await ws.recv()))
 
 
 @contextlib.asynccontextmanager
-async def nodo1_marca_a(clusters: FabricaClusters, par: ParFalso | ParConVariosLotes) -> AsyncIterator[ProcesoNodo]:
-    """nodo1 running, with its peer nodo2 routed to ``par``; nodo2 itself never runs."""
+async def nodo1_marca_a(
+    clusters: FabricaClusters, par: ParFalso | ParConVariosLotes, nodos: int = 2
+) -> AsyncIterator[ProcesoNodo]:
+    """nodo1 running, with its peer nodo2 routed to ``par``; no other node runs."""
     async with serve(par.atender, "127.0.0.1", 0) as servidor:
         puerto = servidor.sockets[0].getsockname()[1]
-        c = await clusters(2, arrancar=False, via={"nodo1": {"nodo2": f"127.0.0.1:{puerto}"}})
+        c = await clusters(nodos, arrancar=False, via={"nodo1": {"nodo2": f"127.0.0.1:{puerto}"}})
         await c.arrancar("nodo1")
         yield c["nodo1"]
 
@@ -247,6 +362,9 @@ async def nodo1_marca_a(clusters: FabricaClusters, par: ParFalso | ParConVariosL
         pytest.param(lambda: ParFalso(con_campo_desconocido), "CAMBIO_INVALIDO", id="unknown-field"),
         pytest.param(lambda: ParFalso(con_reloj_adelantado), "DERIVA_RELOJ", id="clock-60s-ahead"),
         pytest.param(lambda: ParFalso(bien_formado, secreto="otro-secreto"), "SECRETO", id="welcome-without-proof"),
+        pytest.param(lambda: ParFalso(con_un_surrogate_suelto), "CAMBIO_INVALIDO", id="lone-surrogate"),
+        pytest.param(lambda: ParFalso(con_origenes_inventados), "ORIGEN_DESCONOCIDO", id="origins-not-in-settings"),
+        pytest.param(lambda: ParFalso(con_un_cambio_de_nodo1), "ORIGEN_PROPIO", id="the-receivers-own-origin"),
     ],
 )
 async def test_a_peer_that_sends_what_it_should_not_is_refused_and_none_of_its_batch_is_applied(
@@ -260,6 +378,28 @@ async def test_a_peer_that_sends_what_it_should_not_is_refused_and_none_of_its_b
         vector, cuenta, clientes = await foto(uno)
         assert "nodo2" not in vector and cuenta == 0 and clientes == []
         await sigue_sano(uno)
+
+
+@pytest.mark.parametrize(
+    ("lote", "codigo"),
+    [
+        pytest.param(con_origenes_inventados, "ORIGEN_DESCONOCIDO", id="origins-not-in-settings"),
+        pytest.param(con_un_cambio_de_nodo1, "ORIGEN_PROPIO", id="the-receivers-own-origin"),
+    ],
+)
+async def test_after_a_batch_refused_for_its_origins_the_link_recovers_and_stores_none_of_them(
+    clusters: FabricaClusters, lote: Callable[[int], list[Mensaje]], codigo: str
+) -> None:
+    """The refused batch leaves no trace in the vector, which honest hellos carry to every node."""
+    falso = ParFalso(lote, luego=bien_formado)
+    async with nodo1_marca_a(clusters, falso) as uno:
+        await esperar(lambda: len(falso.respuestas) >= 2, PLAZO, que="nodo1 dials the peer again")
+        assert (falso.respuestas[0]["tipo"], falso.respuestas[0].get("codigo")) == ("error", codigo)
+        assert falso.respuestas[1] == {"tipo": "ack", "vector": {"nodo2": 3}}
+        await en_registro(uno, "nodo1: refused what nodo2 sent", codigo)
+        vector, cuenta, clientes = await foto(uno)
+        assert vector == {"nodo2": 3} and cuenta == 3
+        assert [(x["nombre"], x["email"]) for x in clientes] == [("Eva", "eva@example.com")]
 
 
 async def test_a_well_formed_batch_from_a_peer_that_proves_the_secret_is_applied(clusters: FabricaClusters) -> None:
@@ -286,8 +426,9 @@ class ParConVariosLotes:
         recibidos: list[Mensaje] = []
         self.enlaces.append(recibidos)
         with contextlib.suppress(ConnectionClosed):
-            sesion = p.SesionServidor(NOMBRE, SECRETO, "nodo2", frozenset({"nodo1"}), {})
-            await ws.send(p.codificar(sesion.hola(p.decodificar(await ws.recv()), reloj_de_pared(), {})))
+            sesion = p.SesionServidor(NOMBRE, SECRETO, "nodo2", frozenset({"nodo1"}))
+            await ws.send(p.codificar(sesion.desafio()))
+            await ws.send(p.codificar(sesion.hola(p.decodificar(await ws.recv()), {})))
             for lote in self.lotes(reloj_de_pared()):
                 await ws.send(p.codificar({"tipo": "cambios", "cambios": lote}))
             async for llegado in ws:
@@ -310,7 +451,7 @@ async def test_no_batch_that_follows_a_refused_one_on_a_link_is_applied(clusters
     def refusal(n: int) -> bool:
         return len(falso.enlaces) > n and any(m["tipo"] == "error" for m in falso.enlaces[n])
 
-    async with nodo1_marca_a(clusters, falso) as uno:
+    async with nodo1_marca_a(clusters, falso, nodos=3) as uno:  # nodo3 a member, which never runs
         # The second link's batches queue behind the first's: once it is refused, the first is settled.
         await esperar(lambda: refusal(0) and refusal(1), PLAZO, que="nodo1 refuses the peer on two links")
         assert {"tipo": "ack", "vector": {"nodo2": 3}} in falso.enlaces[0]

@@ -17,7 +17,7 @@ from sqlalchemy import event
 from servidor.almacen import Almacen, Cadena, ResultadoFusion, consultas
 from servidor.dominio import Dominio
 from sync.cambios import Cambio, desde_json
-from sync.errores import CadenaRota, CambioInvalido, DerivaReloj
+from sync.errores import CadenaRota, CambioInvalido, DerivaReloj, OrigenDesconocido, OrigenPropio
 from sync.reloj import reloj_de_pared, sello
 from tests.bd import BACKENDS, base_nueva
 from tests.replicas import digest, sincronizar, todos_con_todos
@@ -427,3 +427,51 @@ async def test_a_batch_dropped_before_it_ran_holds_back_the_later_batches_of_its
         assert a.vector == {"nodo2": 1}
     finally:
         await a.cerrar()
+
+
+# --- who may write: members only, and never this node's own origin ----------------------------
+
+
+@pytest.fixture(params=BACKENDS)
+async def de_tres(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Almacen]:
+    """nodo1's store in a cluster of nodo1, nodo2 and nodo3, its wall clock at ``AHORA_MS``."""
+    async with base_nueva(request.param, tmp_path) as url:
+        almacen = await Almacen.abrir(
+            url, "nodo1", ahora=lambda: AHORA_MS, miembros=frozenset({"nodo1", "nodo2", "nodo3"})
+        )
+        try:
+            yield almacen
+        finally:
+            await almacen.cerrar()
+
+
+@pytest.mark.parametrize(
+    ("intruso", "error"),
+    [
+        pytest.param(_cliente("nodo7", 1), OrigenDesconocido, id="not-a-member"),
+        pytest.param(_cliente("nodo1", 1), OrigenPropio, id="this-nodes-own-origin"),
+    ],
+)
+async def test_a_batch_with_a_change_of_an_origin_that_may_not_write_here_is_refused_whole(
+    de_tres: Almacen, intruso: Cambio, error: type[Exception]
+) -> None:
+    cadena = Cadena()
+    with pytest.raises(error):
+        await de_tres.fusionar([_cliente("nodo2", 1), intruso, _cliente("nodo3", 1)], cadena=cadena)
+    assert de_tres.vector == {}
+    assert await de_tres.leer(consultas.clientes) == []
+    with pytest.raises(CadenaRota):  # the link's later batches wait for it to be dialled again
+        await de_tres.fusionar([_cliente("nodo2", 1)], cadena=cadena)
+    assert len((await de_tres.fusionar([_cliente("nodo2", 1), _cliente("nodo3", 1)])).aplicados) == 2
+
+
+async def test_a_change_of_this_nodes_own_origin_is_refused_even_as_a_duplicate(de_tres: Almacen) -> None:
+    propio = await Dominio(de_tres).crear_cliente({"nombre": "Ana", "email": "ana@example.com"})
+    vuelto = (await de_tres.cambios_para({}, 1))[0]
+    assert vuelto.clave == propio["id"]
+    antes = de_tres.vector
+    with pytest.raises(OrigenPropio):
+        await de_tres.fusionar([vuelto])
+    with pytest.raises(OrigenPropio):  # one ahead of its own seq would have moved it, and reused a number
+        await de_tres.fusionar([Cambio("nodo1", antes["nodo1"] + 1, vuelto.hlc, "cliente", "c9", "nombre", "Eva")])
+    assert de_tres.vector == antes

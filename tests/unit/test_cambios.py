@@ -62,6 +62,15 @@ def test_a_well_formed_change_round_trips_through_json() -> None:
         {"entidad": "pedido", "campo": "items", "valor": []},
         {"entidad": "pedido", "campo": "items", "valor": [{"producto_id": "p", "cantidad": 0}]},
         {"base": 7},
+        {"valor": "\ud800"},  # a lone surrogate, as JSON's "\\ud800" decodes
+        {"valor": "Ana \udfff"},
+        {"campo": "telefono", "valor": "\ud83d"},
+        {"campo": "direccion", "valor": "Calle \udc00 1"},
+        {"entidad": "producto", "campo": "descripcion", "valor": "\ud800"},
+        {"entidad": "pedido", "campo": "creado_en", "valor": "\ud800"},
+        {"origen": "nodo1\n"},  # "$" in a pattern matches before a final newline
+        {"clave": "c-1\n"},
+        {"campo": "huella", "valor": "a" * 64 + "\n"},
     ],
 )
 def test_a_change_that_breaks_the_vocabulary_is_refused(malo: dict[str, Any]) -> None:

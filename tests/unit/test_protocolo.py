@@ -18,10 +18,13 @@ def _par(secreto_cliente: str = "s3creto", nodo: str = "nodo2", destino: str = "
     return p.SesionCliente("pedidos", secreto_cliente, nodo, destino, nonce="ab" * 16)
 
 
-def _servidor(nonces: dict[str, int] | None = None) -> p.SesionServidor:
-    return p.SesionServidor(
-        "pedidos", "s3creto", "nodo1", frozenset({"nodo2", "nodo3"}), {} if nonces is None else nonces
-    )
+def _servidor(reto: str = "cd" * 16) -> p.SesionServidor:
+    return p.SesionServidor("pedidos", "s3creto", "nodo1", frozenset({"nodo2", "nodo3"}), reto=reto)
+
+
+def _hola(cliente: p.SesionCliente, servidor: p.SesionServidor, vector: dict[str, int] | None = None) -> dict[str, Any]:
+    """The dialer's hello in answer to the server's challenge."""
+    return cliente.hola(servidor.desafio(), vector or {})
 
 
 def _cambio(seq: int, origen: str = "nodo1") -> Cambio:
@@ -30,7 +33,8 @@ def _cambio(seq: int, origen: str = "nodo1") -> Cambio:
 
 def test_a_peer_that_proves_the_secret_is_welcomed_and_can_check_the_welcome() -> None:
     cliente, servidor = _par(), _servidor()
-    bienvenida = servidor.hola(cliente.hola({"nodo3": 4}, AHORA), AHORA, {"nodo1": 9})
+    assert servidor.desafio() == {"tipo": "reto", "version": p.VERSION, "nonce": "cd" * 16}
+    bienvenida = servidor.hola(_hola(cliente, servidor, {"nodo3": 4}), {"nodo1": 9})
     assert bienvenida["tipo"] == "bienvenida" and bienvenida["vector"] == {"nodo1": 9}
     assert servidor.par == "nodo2" and servidor.cursor == {"nodo3": 4}
     assert cliente.recibir(bienvenida) is None and cliente.autenticado
@@ -44,49 +48,106 @@ def test_a_peer_that_proves_the_secret_is_welcomed_and_can_check_the_welcome() -
         (lambda m: m.update(cluster="otro"), "CLUSTER"),
         (lambda m: m.update(nodo="intruso"), "NODO_DESCONOCIDO"),
         (lambda m: m.update(nonce=None), "MALFORMADO"),
+        (lambda m: m.update(nonce="ab" * 8), "MALFORMADO"),
+        (lambda m: m.update(reto=None), "MALFORMADO"),
+        (lambda m: m.update(reto="ef" * 16), "HOLA_REPETIDO"),  # answers some other link's challenge
+        (lambda m: m.update(prueba="\ud800"), "SECRETO"),
         (lambda m: m.update(vector={"nodo3": -1}), "MALFORMADO"),
         (lambda m: m.update(tipo="ack"), "PROTOCOLO"),
     ],
 )
 def test_a_bad_hello_is_refused_with_a_reason(alterar: Any, codigo: str) -> None:
-    msg = _par().hola({}, AHORA)
+    servidor = _servidor()
+    msg = _hola(_par(), servidor)
     alterar(msg)
     with pytest.raises(p.Rechazo) as e:
-        _servidor().hola(msg, AHORA, {})
+        servidor.hola(msg, {})
     assert e.value.codigo == codigo
 
 
 def test_a_hello_signed_with_another_secret_is_refused() -> None:
+    servidor = _servidor()
     with pytest.raises(p.Rechazo) as e:
-        _servidor().hola(_par("otro-secreto").hola({}, AHORA), AHORA, {})
+        servidor.hola(_hola(_par("otro-secreto"), servidor), {})
     assert e.value.codigo == "SECRETO"
 
 
-def test_a_replayed_hello_is_refused() -> None:
-    nonces: dict[str, int] = {}
-    hola = _par().hola({}, AHORA)
-    _servidor(nonces).hola(dict(hola), AHORA, {})
+def test_entries_of_nodes_that_are_not_members_are_ignored_in_a_hello_and_in_an_ack() -> None:
+    """However many: 1,006 invented origins in a vector once had every hello refused."""
+    inventados = {f"inventado-{n}": 1 for n in range(1006)}
+    cliente, servidor = _par(), _servidor()
+    bienvenida = servidor.hola(_hola(cliente, servidor, {"nodo3": 4, **inventados}), {"nodo1": 9, "viejo": 2})
+    assert servidor.acuse == {"nodo3": 4}
+    # what the server's own log holds of a non-member is never sent: counted as sent already
+    assert servidor.cursor == {"nodo3": 4, "viejo": 2}
+    assert cliente.recibir(bienvenida | {"vector": {"nodo1": 9, **inventados}}) is None
+    servidor.recibir(cliente.ack({"nodo1": 3, **inventados}))
+    assert servidor.acuse == {"nodo1": 3}
+
+
+def test_a_replayed_hello_is_refused_by_every_later_link_with_nothing_remembered() -> None:
+    """Each link's challenge is fresh and random: a recording answers none but its own,
+    so a restarted server (a new session, no memory) refuses it as well as a running one."""
+    hola = _hola(_par(), _servidor())
+    _servidor().hola(dict(hola), {})
+    for otro in (_servidor(reto="ef" * 16), p.SesionServidor("pedidos", "s3creto", "nodo1", frozenset({"nodo2"}))):
+        with pytest.raises(p.Rechazo) as e:
+            otro.hola(dict(hola), {})
+        assert e.value.codigo == "HOLA_REPETIDO"
+
+
+def test_a_challenge_is_spent_by_the_first_hello_good_or_bad() -> None:
+    servidor = _servidor()
+    hola = _hola(_par(), servidor)
+    with pytest.raises(p.Rechazo):
+        servidor.hola(hola | {"prueba": "0" * 64}, {})
     with pytest.raises(p.Rechazo) as e:
-        _servidor(nonces).hola(dict(hola), AHORA + 10, {})
+        servidor.hola(hola, {})
     assert e.value.codigo == "HOLA_REPETIDO"
 
 
-def test_a_stale_hello_is_refused_even_with_a_fresh_nonce() -> None:
-    hola = _par().hola({}, AHORA - p.VENTANA_HOLA_MS - 1)
-    with pytest.raises(p.Rechazo) as e:
-        _servidor().hola(hola, AHORA, {})
-    assert e.value.codigo == "HOLA_CADUCADO"
+def test_every_new_link_is_challenged_afresh() -> None:
+    retos = {p.SesionServidor("pedidos", "s3creto", "nodo1", frozenset()).desafio()["nonce"] for _ in range(100)}
+    assert len(retos) == 100 and all(len(r) == 32 for r in retos)
 
 
 def test_a_hello_meant_for_another_node_is_refused() -> None:
-    hola = _par(destino="nodo3").hola({}, AHORA)
+    servidor = _servidor()
+    hola = _par(destino="nodo3").hola(servidor.desafio(), {})
     with pytest.raises(p.Rechazo) as e:
-        _servidor().hola(hola, AHORA, {})
+        servidor.hola(hola, {})
     assert e.value.codigo == "SECRETO"
+
+
+@pytest.mark.parametrize(
+    ("reto", "codigo"),
+    [
+        ({"tipo": "reto", "version": p.VERSION + 1, "nonce": "cd" * 16}, "VERSION"),
+        ({"tipo": "reto", "version": p.VERSION, "nonce": "cd"}, "MALFORMADO"),
+        ({"tipo": "bienvenida", "nodo": "nodo1", "vector": {}, "prueba": "f" * 64}, "PROTOCOLO"),
+        ({"tipo": "error", "codigo": "VERSION", "mensaje": "no"}, "VERSION"),
+    ],
+)
+def test_the_dialer_answers_only_a_well_formed_challenge_of_its_own_version(reto: dict[str, Any], codigo: str) -> None:
+    with pytest.raises(p.Rechazo) as e:
+        _par().hola(reto, {})
+    assert e.value.codigo == codigo
+
+
+def test_a_welcome_is_checked_against_the_dialers_own_nonce() -> None:
+    """A welcome recorded from another link (another dialer's nonce) does not prove the server to this one."""
+    servidor = _servidor()
+    bienvenida = servidor.hola(_hola(_par(), servidor), {})
+    otro = p.SesionCliente("pedidos", "s3creto", "nodo2", "nodo1", nonce="ef" * 16)
+    otro.hola(_servidor().desafio(), {})  # the same challenge, even
+    with pytest.raises(p.Rechazo) as e:
+        otro.recibir(bienvenida)
+    assert e.value.codigo == "SECRETO" and not otro.autenticado
 
 
 def test_a_welcome_that_does_not_prove_the_secret_is_refused() -> None:
     cliente = _par()
+    _hola(cliente, _servidor())
     with pytest.raises(p.Rechazo) as e:
         cliente.recibir({"tipo": "bienvenida", "nodo": "nodo1", "vector": {}, "prueba": "f" * 64})
     assert e.value.codigo == "SECRETO" and not cliente.autenticado
@@ -99,7 +160,7 @@ def test_changes_before_the_welcome_are_refused() -> None:
 
 def _enlazados() -> tuple[p.SesionCliente, p.SesionServidor]:
     cliente, servidor = _par(), _servidor()
-    cliente.recibir(servidor.hola(cliente.hola({}, AHORA), AHORA, {}))
+    cliente.recibir(servidor.hola(_hola(cliente, servidor), {}))
     return cliente, servidor
 
 
@@ -148,7 +209,7 @@ def test_a_batch_is_cut_to_stay_under_the_byte_limit() -> None:
     grande = [Cambio("nodo1", n, n, "cliente", f"c{n}", "direccion", "ñ" * 2000) for n in range(1, 501)]
     lote = p.lote(grande)
     assert 0 < len(lote.claves) == len(lote.textos) < 500
-    mensaje = p.SesionServidor("c", "s", "nodo1", frozenset(), {}).enviar(lote)
+    mensaje = p.SesionServidor("c", "s", "nodo1", frozenset()).enviar(lote)
     assert len(mensaje.encode()) <= p.MAX_LOTE_BYTES + 4096
 
 
