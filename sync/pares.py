@@ -193,8 +193,15 @@ class GestorPares:
             rechazo = False
             try:
                 await enlace.marcar(self._url_sync(par), par.id, self)
-            except asyncio.CancelledError:
-                raise
+            except asyncio.CancelledError as e:
+                tarea = asyncio.current_task()
+                if self._parado.is_set() or (tarea is not None and tarea.cancelling()):
+                    raise
+                # Not this task being stopped: something the link awaited was cancelled under
+                # it. Letting it through would end this peer's task, and with it every later
+                # dial, silently; it is one more way for a link to fail, and is retried.
+                log.warning("%s: link to %s ended by a cancelled wait: %r", self.nodo_id, par.id, e)
+                estado.ultimo_error = f"CancelledError: {e}"
             except Exception as e:  # noqa: BLE001 - every failure means "retry later"
                 rechazo = isinstance(e, ErrorSync)  # a refusal is no sign of a healthy link
                 motivo = f"{type(e).__name__}: {e}"
