@@ -29,6 +29,7 @@ from sync.pares import GestorPares
 log = logging.getLogger(__name__)
 
 PAUSA_S = 0.05
+PLAZO_PARADA_S = 5.0
 
 
 def _espera_algo(lote: Sequence[Cambio]) -> bool:
@@ -47,6 +48,8 @@ class Asentador:
         self._quizas = True  # something may be waiting (at start: whatever the store holds)
         self._tarea: asyncio.Task[None] | None = None
         self._quitar: list[Callable[[], None]] = []
+        self._parado = False
+        self._parada = asyncio.Event()
 
     def iniciar(self) -> None:
         self._quitar.append(self.pares.al_cambiar(self._despertar.set))
@@ -55,12 +58,25 @@ class Asentador:
         self._tarea = asyncio.create_task(self._bucle(), name=f"asentar-{self.dominio.nodo_id}")
 
     async def detener(self) -> None:
+        """Stop after the round in progress, if any.
+
+        Not by cancelling it mid-round: a read cancelled inside the MySQL driver
+        can leave its connection in a state in which closing the pool waits
+        forever. A round is a few statements; past :data:`PLAZO_PARADA_S` it is
+        cancelled all the same.
+        """
         for quitar in self._quitar:
             quitar()
+        self._parado = True
+        self._parada.set()
+        self._despertar.set()
         if self._tarea is not None:
-            self._tarea.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tarea
+            try:
+                await asyncio.wait_for(asyncio.shield(self._tarea), PLAZO_PARADA_S)
+            except TimeoutError:
+                self._tarea.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._tarea
 
     def _al_confirmar(self, lote: Sequence[Cambio]) -> None:
         if _espera_algo(lote):
@@ -69,15 +85,18 @@ class Asentador:
             self._despertar.set()
 
     async def _bucle(self) -> None:
-        while True:
+        while not self._parado:
             await self._despertar.wait()
             self._despertar.clear()
+            if self._parado:
+                return
             if self._quizas:
                 try:
                     await self.ronda()
                 except Exception:
                     log.exception("%s: settling failed; will try again", self.dominio.nodo_id)
-            await asyncio.sleep(PAUSA_S)
+            with contextlib.suppress(TimeoutError):  # woken early only to stop
+                await asyncio.wait_for(self._parada.wait(), PAUSA_S)
 
     async def ronda(self) -> int:
         """One settle round now; answers how many entities were settled."""
