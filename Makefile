@@ -1,7 +1,8 @@
 # pedidos: run the development cluster, test, lint.
 #
 #   make run     every node of settings.toml, one process each (Ctrl-C stops them all)
-#   make test    the whole pytest suite; PYTEST_ARGS="-k cli -x" narrows it
+#   make test    the whole pytest suite, on WORKERS processes (default: one per core);
+#                PYTEST_ARGS="-k cli -x" narrows it, WORKERS=0 runs it in one process
 #   make lint    ruff and mypy, each if installed (.venv/bin/pip install ruff mypy)
 #   make bench   every figure of bench/: rates, lag, catch-up, list, escrow (about five minutes)
 #   make soak    partition-and-heal run: SEED=7 DURACION=300 (seconds of faults), NODOS=, FALTAS=aislar,matar
@@ -18,6 +19,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 PYTEST_ARGS ?=
+WORKERS ?= auto
 SEED ?= 7
 DURACION ?= 300
 NODOS ?=
@@ -39,7 +41,7 @@ run: $(STAMP)
 
 # pytest exits 5 when it collected no test: a failure here, and said so.
 test: $(STAMP)
-	@$(PY) -m pytest $(PYTEST_ARGS); estado=$$?; \
+	@$(PY) -m pytest -n $(WORKERS) $(PYTEST_ARGS); estado=$$?; \
 	if [ $$estado -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$estado
 

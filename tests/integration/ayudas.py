@@ -119,7 +119,13 @@ async def mover(http: httpx.AsyncClient, pedido_id: str, *estados: str) -> dict[
 
 
 async def cancelacion_concurrente(app: Starlette, pedido_id: str, visto: dict[str, int]) -> ResultadoFusion:
-    """nodo2 cancels the order having seen only the ``estado`` writes in ``visto``, stamped later, merged here."""
+    """nodo2 cancels the order having seen only the ``estado`` writes in ``visto``, stamped later, merged here.
+
+    The test app is a cluster of one node: nodo2 is made a member of it first,
+    for the store refuses changes of origins outside its cluster.
+    """
+    almacen = app.state.almacen
+    almacen.miembros = frozenset({*(almacen.miembros or {almacen.nodo_id}), "nodo2"})
     remoto = Cambio(
         origen="nodo2",
         seq=1,
