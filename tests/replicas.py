@@ -8,8 +8,13 @@ on a real node). ``asentar=False`` stops before the acknowledgements.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 from servidor.almacen import Almacen, consultas
 from servidor.dominio import Dominio
+from tests.bd import base_nueva
 
 
 async def sincronizar(desde: Almacen, hacia: Almacen, limite: int = 1000) -> int:
@@ -46,3 +51,16 @@ async def todos_con_todos(dominios: list[Dominio], asentar_: bool = True) -> Non
 
 async def digest(d: Dominio) -> str:
     return await d.almacen.leer(consultas.digest)
+
+
+@contextlib.asynccontextmanager
+async def tres_dominios(backend: str, carpeta: Path) -> AsyncIterator[list[Dominio]]:
+    """Three stores ``nodo1``..``nodo3`` of one cluster, on fresh databases of ``backend``."""
+    async with contextlib.AsyncExitStack() as pila:
+        dominios = []
+        for n in (1, 2, 3):
+            url = await pila.enter_async_context(base_nueva(backend, carpeta, f"nodo{n}"))
+            almacen = await Almacen.abrir(url, f"nodo{n}")
+            pila.push_async_callback(almacen.cerrar)
+            dominios.append(Dominio(almacen, nodos=3))
+        yield dominios

@@ -20,20 +20,12 @@ from sync.cambios import Cambio, desde_json
 from sync.errores import CadenaRota, CambioInvalido, DerivaReloj, OrigenDesconocido, OrigenPropio
 from sync.reloj import reloj_de_pared, sello
 from tests.bd import BACKENDS, base_nueva
-from tests.replicas import digest, sincronizar, todos_con_todos
+from tests.replicas import digest, sincronizar, todos_con_todos, tres_dominios
 
 
 @pytest.fixture(params=BACKENDS)
 async def tres(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[list[Dominio]]:
-    dominios: list[Dominio] = []
-    from contextlib import AsyncExitStack
-
-    async with AsyncExitStack() as pila:
-        for n in (1, 2, 3):
-            url = await pila.enter_async_context(base_nueva(request.param, tmp_path, f"nodo{n}"))
-            almacen = await Almacen.abrir(url, f"nodo{n}")
-            pila.push_async_callback(almacen.cerrar)
-            dominios.append(Dominio(almacen, nodos=3))
+    async with tres_dominios(request.param, tmp_path) as dominios:
         yield dominios
 
 

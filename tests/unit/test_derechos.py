@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from servidor.almacen import Almacen, consultas
+from servidor.almacen import consultas
 from servidor.dominio import Dominio
 from servidor.dominio.derechos import Falta, FaltanDerechos, Reparto, a_conceder, cuota, plan, tiene_prioridad
 from servidor.errores import StockInsuficiente
-from tests.bd import BACKENDS, base_nueva
-from tests.replicas import digest, sincronizar, todos_con_todos
+from tests.bd import BACKENDS
+from tests.replicas import digest, sincronizar, todos_con_todos, tres_dominios
 
 # --- the policy, as arithmetic ---------------------------------------------------
 
@@ -79,13 +78,7 @@ def test_a_refusal_says_whether_the_cluster_is_out_of_units_or_only_this_node() 
 
 @pytest.fixture(params=BACKENDS)
 async def tres(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[list[Dominio]]:
-    async with AsyncExitStack() as pila:
-        dominios = []
-        for n in (1, 2, 3):
-            url = await pila.enter_async_context(base_nueva(request.param, tmp_path, f"nodo{n}"))
-            almacen = await Almacen.abrir(url, f"nodo{n}")
-            pila.push_async_callback(almacen.cerrar)
-            dominios.append(Dominio(almacen, nodos=3))
+    async with tres_dominios(request.param, tmp_path) as dominios:
         yield dominios
 
 

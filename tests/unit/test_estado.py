@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from servidor.almacen import Almacen, consultas
+from servidor.almacen import consultas
 from servidor.dominio import Dominio
 from servidor.errores import StockInsuficiente, TransicionInvalida
 from sync import reglas
-from tests.bd import BACKENDS, base_nueva
-from tests.replicas import digest, sincronizar, todos_con_todos
+from tests.bd import BACKENDS
+from tests.replicas import digest, sincronizar, todos_con_todos, tres_dominios
 
 # --- the register, as pure functions ------------------------------------------------
 
@@ -99,13 +98,7 @@ def test_credits_never_come_back_once_given_and_wait_while_a_cancellation_can_lo
 
 @pytest.fixture(params=BACKENDS)
 async def tres(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[list[Dominio]]:
-    async with AsyncExitStack() as pila:
-        dominios = []
-        for n in (1, 2, 3):
-            url = await pila.enter_async_context(base_nueva(request.param, tmp_path, f"nodo{n}"))
-            almacen = await Almacen.abrir(url, f"nodo{n}")
-            pila.push_async_callback(almacen.cerrar)
-            dominios.append(Dominio(almacen, nodos=3))
+    async with tres_dominios(request.param, tmp_path) as dominios:
         yield dominios
 
 
