@@ -43,10 +43,10 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from servidor.almacen.crudo import Crudo, crudo, dinero
+from servidor.almacen.modelos import TABLAS
 from sync import reglas
 from sync.cambios import Cambio, codificar
 
-TABLAS = {"cliente": "clientes", "producto": "productos", "pedido": "pedidos", "ajuste": "ajustes"}
 # Columns whose values the driver must get converted (see ``crudo``); the vocabulary of
 # ``sync.cambios`` names every other field, and only those reach the SQL below.
 DINERO = {"precio", "total"}
@@ -330,16 +330,7 @@ def _mover_abonos(sql: Crudo, antes: Abonos, despues: Abonos, deltas: dict[str, 
         k: d for k in set(antes[0]) | set(despues[0]) if (d := despues[0].get(k, 0) - antes[0].get(k, 0))
     }
     if abonos:
-        existentes = {
-            (pid, nodo)
-            for pid, nodo in sql.en(
-                "SELECT producto_id, nodo FROM contadores_stock WHERE producto_id IN {en}", {k[0] for k in abonos}
-            )
-        }
-        sql.muchas(
-            "INSERT INTO contadores_stock (producto_id, nodo, entradas, salidas, devueltas) VALUES (?, ?, 0, 0, 0)",
-            sorted(k for k in abonos if k not in existentes),
-        )
+        _contadores_para(sql, abonos)
         sql.muchas(
             "UPDATE contadores_stock SET devueltas = devueltas + ? WHERE producto_id = ? AND nodo = ?",
             [(d, pid, nodo) for (pid, nodo), d in sorted(abonos.items())],
@@ -356,6 +347,29 @@ def _mover_abonos(sql: Crudo, antes: Abonos, despues: Abonos, deltas: dict[str, 
         "UPDATE productos SET por_devolver = por_devolver + ?, por_confirmar = por_confirmar + ? WHERE id = ?",
         apartes,
     )
+
+
+def _contadores_para(
+    sql: Crudo, claves: Iterable[tuple[str, str]], productos: Iterable[str] | None = None
+) -> set[tuple[str, str]]:
+    """Make sure each (product, node) of ``claves`` has a counter row to hold its credits.
+
+    Answers the rows that were there already, of ``productos`` (default: the
+    products of ``claves``).
+    """
+    claves = set(claves)
+    existentes = {
+        (pid, nodo)
+        for pid, nodo in sql.en(
+            "SELECT producto_id, nodo FROM contadores_stock WHERE producto_id IN {en}",
+            {k[0] for k in claves} if productos is None else productos,
+        )
+    }
+    sql.muchas(
+        "INSERT INTO contadores_stock (producto_id, nodo, entradas, salidas, devueltas) VALUES (?, ?, 0, 0, 0)",
+        sorted(claves - existentes),
+    )
+    return existentes
 
 
 # --- stock entries -----------------------------------------------------------------
@@ -508,14 +522,7 @@ def recalcular_stock(conn: Connection, productos: Sequence[str]) -> None:
     """
     sql = crudo(conn)
     abonadas, por_devolver, por_confirmar = _abonos(sql, productos=productos)
-    existentes = {
-        (pid, nodo)
-        for pid, nodo in sql.en("SELECT producto_id, nodo FROM contadores_stock WHERE producto_id IN {en}", productos)
-    }
-    sql.muchas(
-        "INSERT INTO contadores_stock (producto_id, nodo, entradas, salidas, devueltas) VALUES (?, ?, 0, 0, 0)",
-        sorted(k for k in abonadas if k not in existentes),
-    )
+    existentes = _contadores_para(sql, abonadas, productos)
     sql.muchas(
         "UPDATE contadores_stock SET devueltas = ? WHERE producto_id = ? AND nodo = ?",
         [(abonadas.get(k, 0), *k) for k in sorted(existentes | set(abonadas))],

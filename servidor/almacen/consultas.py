@@ -227,11 +227,17 @@ def conflictos(conn: Connection, limite: int | None = None, desde: int = 0) -> l
     return [dict(f._mapping) for f in filas]
 
 
-def huella(conn: Connection, entidad: str, id: str) -> tuple[str | None] | None:
-    """The request fingerprint of entity ``id``, deleted or not; None when no creation of it is here."""
-    tabla = {"cliente": "clientes", "producto": "productos", "pedido": "pedidos", "ajuste": "ajustes"}[entidad]
-    filas = crudo(conn).filas(f"SELECT huella FROM {tabla} WHERE id = ? AND creado_en IS NOT NULL", (id,))
-    return (filas[0][0],) if filas else None
+def huella(conn: Connection, entidad: str, id: str) -> str | None:
+    """The request fingerprint of the keyed creation of entity ``id`` here, deleted or not.
+
+    None when no creation of it is here, or only part of one: a keyed
+    creation always writes its fingerprint, so a row without one is a
+    creation whose changes have not all arrived yet.
+    """
+    filas = crudo(conn).filas(
+        f"SELECT huella FROM {m.TABLAS[entidad]} WHERE id = ? AND creado_en IS NOT NULL", (id,)
+    )
+    return str(filas[0][0]) if filas and filas[0][0] is not None else None
 
 
 def ajuste(conn: Connection, id: str) -> dict[str, Any] | None:

@@ -63,6 +63,8 @@ OPCIONES: dict[str, Any] = {
 }
 
 ID = String(64)
+# The table of each entity of the change vocabulary that has rows of its own.
+TABLAS = {"cliente": "clientes", "producto": "productos", "pedido": "pedidos", "ajuste": "ajustes"}
 
 
 class Dinero(TypeDecorator[Decimal]):

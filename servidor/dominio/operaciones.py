@@ -144,11 +144,7 @@ class Dominio:
         def op(tx: Escritura) -> None:
             repetida.clear()
             if clave is not None:
-                guardada = consultas.huella(tx.conn, entidad, id)
-                # A creation with no fingerprint here is one whose changes have only partly
-                # arrived (a keyed id is never made without one): create it again, it merges.
-                if guardada is not None and guardada[0] is not None:
-                    idempotencia.repetir(guardada[0], huella, entidad, id)
+                if _ya_creada(tx, entidad, id, huella):
                     repetida.append(True)
                     return
                 tx.poner(entidad, id, "huella", huella)
@@ -269,9 +265,7 @@ class Dominio:
         def con_clave(tx: Escritura) -> None:
             repetida.clear()
             producto = _existe(consultas.producto(tx.conn, id), "producto", id)
-            guardada = consultas.huella(tx.conn, "ajuste", ajuste_id)
-            if guardada is not None and guardada[0] is not None:
-                idempotencia.repetir(guardada[0], huella, "ajuste", ajuste_id)
+            if _ya_creada(tx, "ajuste", ajuste_id, huella):
                 repetida.append(True)
                 return
             _ajustar(tx, producto, n, escribir=False)
@@ -452,6 +446,19 @@ class Dominio:
 def _pagina(pagina: v.Pagina | None) -> dict[str, int]:
     """The reader's page arguments; no page (internal callers only) reads the whole list."""
     return {} if pagina is None else {"limite": pagina.limite, "desde": pagina.desde}
+
+
+def _ya_creada(tx: Escritura, entidad: str, id: str, huella: str) -> bool:
+    """Whether a keyed creation of ``entidad`` ``id`` is here; refuse it if it came from another request.
+
+    A creation whose changes have only partly arrived is not here yet: it is
+    created again, and the two merge into one (``sync.reglas``).
+    """
+    guardada = consultas.huella(tx.conn, entidad, id)
+    if guardada is None:
+        return False
+    idempotencia.repetir(guardada, huella, entidad, id)
+    return True
 
 
 def _existe(encontrado: dict[str, Any] | None, entidad: str, id: str) -> dict[str, Any]:
